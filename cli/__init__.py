@@ -1,0 +1,1 @@
+"""The `pose-tl` command line, installed as `pose_tl.cli`."""

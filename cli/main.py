@@ -1,0 +1,185 @@
+"""`pose-tl`: thin click commands over `pose_tl.run`; pose_tl errors become one line and exit code 2.
+
+TensorFlow is imported inside commands only, so `pose-tl --help` is instant.
+"""
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from pose_tl import __version__
+from pose_tl.errors import PoseTLError
+
+EXIT_USER_ERROR = 2
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
+
+
+def user_errors(command):
+    """Turn pose_tl errors into `Error: <one line>` and exit code 2."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except PoseTLError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(EXIT_USER_ERROR)
+    return wrapper
+
+
+def recipe_argument(command):
+    command = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                           help="Override a recipe field: --set data.batch_size=8, --set 'train.phases=[{epochs: 1}]' "
+                                "(the value is parsed as YAML). Repeatable.")(command)
+    return click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))(command)
+
+
+def load(recipe, overrides):
+    from pose_tl.config import load_recipe
+
+    return load_recipe(recipe, overrides)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pose-tl")
+def main():
+    """Transfer learning on depth images: VGG16/VGG19 adapted to depth, driven by recipe files."""
+
+
+@main.command()
+@recipe_argument
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder (default: runs/<recipe>).")
+@click.option("--resume", is_flag=True, help="Continue the run in the output folder from its last completed epoch.")
+@click.option("--no-export", is_flag=True, help="Do not export a SavedModel at the end.")
+@user_errors
+def train(recipe, overrides, out, resume, no_export):
+    """Train RECIPE's model, evaluate it on the validation split and export a SavedModel."""
+    from pose_tl import run
+
+    result = run.train(load(recipe, overrides), out, resume=resume, export=False if no_export else None,
+                       command=" ".join(["pose-tl", *sys.argv[1:]]))
+    if "report_text" in result:
+        click.echo(result["report_text"])
+    click.echo(f"run folder:  {result['output_dir']}")
+    click.echo(f"checkpoint:  {result['checkpoint']}")
+    if "eval_dir" in result:
+        click.echo(f"metrics:     {result['eval_dir']}/metrics.json (accuracy {result['accuracy']:.4f})")
+        click.echo(f"pictures:    {result['eval_dir']}/confusion_matrix.png")
+    if "saved_model" in result:
+        click.echo(f"SavedModel:  {result['saved_model']}")
+
+
+@main.command()
+@recipe_argument
+@click.option("--model", "model_path", required=True, type=click.Path(exists=True, path_type=Path),
+              help="A .keras checkpoint or an exported SavedModel folder.")
+@click.option("--split", type=click.Choice(["validation", "train"]), default="validation", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Where reports go.")
+@user_errors
+def evaluate(recipe, overrides, model_path, split, out):
+    """Accuracy, per-class precision/recall and the confusion matrix (text, JSON, PNG)."""
+    from pose_tl import run
+
+    result = run.evaluate(load(recipe, overrides), model_path, out, split=split)
+    click.echo(result["report_text"])
+    click.echo(f"reports: {result['eval_dir']} (metrics.json, confusion_matrix.txt, confusion_matrix.png)")
+
+
+@main.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--top-k", default=3, show_default=True, type=click.IntRange(min=1))
+@click.option("--npy-units", type=click.Choice(["m", "mm"]), default="m", show_default=True,
+              help="Units of .npy depth files (PNG is always 16-bit millimetres).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@user_errors
+def predict(model_path, files, top_k, npy_units, as_json):
+    """Top-k classes for each depth FILE (.png 16-bit mm, .npy) with MODEL (SavedModel folder or .keras)."""
+    from pose_tl import run
+
+    results = run.predict(model_path, files, top_k=top_k, npy_units=npy_units)
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    for item in results:
+        ranked = ", ".join(f"{c['class']} {c['probability']:.3f}" for c in item["top_k"])
+        click.echo(f"{item['file']}: {ranked}")
+
+
+@main.command()
+@recipe_argument
+@click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@user_errors
+def export(recipe, overrides, checkpoint, out):
+    """Export a .keras CHECKPOINT as a SavedModel (uint16 mm and float32 metres signatures)."""
+    from pose_tl import run
+
+    load(recipe, overrides)  # validates the recipe the checkpoint came from
+    click.echo(f"SavedModel: {run.export(checkpoint, out)}")
+
+
+@main.command()
+@recipe_argument
+@user_errors
+def inspect(recipe, overrides):
+    """Print each backbone block (frozen or trained in which phases), parameter counts and output stride."""
+    from pose_tl.data.sources import class_names_for
+    from pose_tl.inspection import describe_model
+    from pose_tl.models.factory import build_model
+
+    config = load(recipe, overrides)
+    click.echo(describe_model(config, build_model(config.model, class_names_for(config.data))), nl=False)
+
+
+@main.group()
+def recipes():
+    """List, show and validate recipe files."""
+
+
+@recipes.command("list")
+@user_errors
+def recipes_list():
+    """Recipes shipped with pose_tl."""
+    from pose_tl.recipe_files import shipped_recipes
+
+    for path in shipped_recipes():
+        click.echo(f"{path.stem:<32}{path}")
+
+
+@recipes.command("show")
+@click.argument("name")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
+@user_errors
+def recipes_show(name, overrides):
+    """Print the resolved recipe NAME (a shipped recipe name or a path), bases and defaults filled in."""
+    import yaml
+
+    from pose_tl.config import recipe_to_dict
+    from pose_tl.recipe_files import find_recipe
+
+    click.echo(yaml.safe_dump(recipe_to_dict(load(find_recipe(name), overrides)), sort_keys=False), nl=False)
+
+
+@recipes.command("validate")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@user_errors
+def recipes_validate(paths):
+    """Check each recipe file; print OK or the first problem; exit 2 if any is invalid."""
+    failed = 0
+    for path in paths:
+        try:
+            load(path, ())
+            click.echo(f"OK     {path}")
+        except PoseTLError as exc:
+            failed += 1
+            click.echo(f"ERROR  {exc}")
+    if failed:
+        sys.exit(EXIT_USER_ERROR)
+
+
+if __name__ == "__main__":
+    main()

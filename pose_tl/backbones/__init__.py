@@ -1,0 +1,1 @@
+"""Backbones: VGG16/VGG19 adapted to single-channel depth."""

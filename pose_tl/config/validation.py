@@ -1,0 +1,105 @@
+"""Checks that involve more than one field, or knowledge of the VGG layout; run once after conversion."""
+
+from pathlib import Path
+
+from pose_tl.backbones.layout import block_of, vgg_block_names, vgg_layer_names
+from pose_tl.config.schema import WEIGHT_KEYWORDS
+from pose_tl.errors import RecipeError
+
+WEIGHT_SUFFIXES = (".h5", ".weights.h5", ".keras")
+
+
+def frozen_layer_names(backbone):
+    """Layer names kept frozen in every phase, from `freeze.up_to` or `freeze.blocks`."""
+    names = vgg_layer_names(backbone.name)
+    if backbone.freeze.up_to is not None:
+        return names[: names.index(backbone.freeze.up_to) + 1]
+    if backbone.freeze.blocks:
+        frozen_blocks = set(vgg_block_names(backbone.name)[: backbone.freeze.blocks])
+        return [n for n in names if block_of(n) in frozen_blocks]
+    return []
+
+
+def _check_backbone(recipe, src):
+    backbone = recipe.model.backbone
+    freeze = backbone.freeze
+    layers = vgg_layer_names(backbone.name)
+    if freeze.up_to is not None and freeze.blocks is not None:
+        raise RecipeError(src, "model.backbone.freeze", "expected either `up_to` or `blocks`, not both",
+                          {"up_to": freeze.up_to, "blocks": freeze.blocks})
+    if freeze.up_to is not None and freeze.up_to not in layers:
+        raise RecipeError(src, "model.backbone.freeze.up_to", f"expected a layer of {backbone.name}, one of {layers}",
+                          freeze.up_to)
+    weights = backbone.weights
+    if weights not in WEIGHT_KEYWORDS:
+        path = Path(weights)
+        if not path.name.endswith(WEIGHT_SUFFIXES) and path.suffix == "":
+            raise RecipeError(src, "model.backbone.weights",
+                              f"expected one of {list(WEIGHT_KEYWORDS)} or a path to a .h5 / .weights.h5 file",
+                              weights)
+        if not path.is_file():
+            raise RecipeError(src, "model.backbone.weights", "expected an existing weights file", weights)
+    if weights == "hed-bsds500" and backbone.name != "vgg16":
+        raise RecipeError(src, "model.backbone.weights", "hed-bsds500 holds VGG16 weights; use name: vgg16 "
+                          "or weights: imagenet / none / a file", f"hed-bsds500 with {backbone.name}")
+
+
+def _check_model(recipe, src):
+    height, width = recipe.model.input_size
+    if height % 32 or width % 32:
+        raise RecipeError(src, "model.input_size", "expected [height, width], both multiples of 32 "
+                          "(VGG's output stride)", [height, width])
+    depth = recipe.model.depth
+    if depth.min_m >= depth.max_m:
+        raise RecipeError(src, "model.depth", "expected min_m < max_m", [depth.min_m, depth.max_m])
+
+
+def _check_data(recipe, src):
+    data = recipe.data
+    if data.source == "folder":
+        if data.root is None:
+            raise RecipeError(src, "data.root", "expected the folder with one sub-folder per class", None)
+        if not Path(data.root).is_dir():
+            raise RecipeError(src, "data.root", "expected an existing folder with one sub-folder per class",
+                              data.root)
+    if data.classes is not None:
+        if len(data.classes) < 2:
+            raise RecipeError(src, "data.classes", "expected at least 2 class names", data.classes)
+        if len(set(data.classes)) != len(data.classes):
+            raise RecipeError(src, "data.classes", "expected unique class names", data.classes)
+    low, high = data.augment.crop_scale
+    if low > high:
+        raise RecipeError(src, "data.augment.crop_scale", "expected [min, max] with min <= max", [low, high])
+
+
+def _check_train(recipe, src):
+    phases = recipe.train.phases
+    if not phases:
+        raise RecipeError(src, "train.phases", "expected at least one phase", [])
+    blocks = vgg_block_names(recipe.model.backbone.name)
+    frozen_blocks = {block_of(n) for n in frozen_layer_names(recipe.model.backbone)}
+    names = [p.name for p in phases]
+    for i, phase in enumerate(phases):
+        field = f"train.phases[{i}]"
+        if not phase.name or not phase.name.replace("_", "").replace("-", "").isalnum():
+            raise RecipeError(src, f"{field}.name", "expected a name of letters, digits, - and _", phase.name)
+        if names.count(phase.name) > 1:
+            raise RecipeError(src, f"{field}.name", "expected unique phase names", phase.name)
+        for j, block in enumerate(phase.unfreeze):
+            if block == "all":
+                continue
+            if block not in blocks:
+                raise RecipeError(src, f"{field}.unfreeze[{j}]", f"expected 'all' or a block of "
+                                  f"{recipe.model.backbone.name}, one of {blocks}", block)
+            if block in frozen_blocks:
+                raise RecipeError(src, f"{field}.unfreeze[{j}]", "expected a block not frozen by "
+                                  "model.backbone.freeze (frozen layers stay frozen in every phase)", block)
+
+
+def check_recipe(recipe):
+    """Raise RecipeError for the first cross-field problem in `recipe`."""
+    src = recipe.source
+    _check_backbone(recipe, src)
+    _check_model(recipe, src)
+    _check_data(recipe, src)
+    _check_train(recipe, src)

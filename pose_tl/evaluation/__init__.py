@@ -1,0 +1,1 @@
+"""Evaluation: task metrics, their text and JSON reports, and pictures."""

@@ -1,0 +1,1 @@
+"""Export: TensorFlow SavedModels with raw-depth signatures, loadable with TensorFlow alone."""

@@ -1,0 +1,1 @@
+"""Task heads: Keras layers that turn backbone features into task outputs."""

@@ -1,0 +1,41 @@
+"""`pose-tl inspect`: per block, which phases train it, its parameter count, and the output stride."""
+
+from pose_tl.backbones.layout import OUTPUT_STRIDE, block_of, vgg_block_names
+from pose_tl.config.validation import frozen_layer_names
+
+
+def describe_model(recipe, model):
+    """A text table of the backbone blocks and the head, from a model built by `build_model`."""
+    from pose_tl.models.classifier import backbone_of
+
+    backbone = backbone_of(model)
+    frozen = set(frozen_layer_names(recipe.model.backbone))
+    learned = recipe.model.backbone.depth_adapter == "learned"
+    lines = [f"recipe: {recipe.source}",
+             f"backbone: {recipe.model.backbone.name} (weights: {recipe.model.backbone.weights}, "
+             f"depth adapter: {recipe.model.backbone.depth_adapter})",
+             f"input: {list(recipe.model.input_size)} depth, valid range {recipe.model.depth.min_m}-"
+             f"{recipe.model.depth.max_m} m; output stride {OUTPUT_STRIDE}", "",
+             f"{'part':<22}{'params':>12}  status"]
+    total = 0
+    for block in vgg_block_names(recipe.model.backbone.name):
+        layers = [layer for layer in backbone.layers if block_of(layer.name) == block]
+        params = sum(layer.count_params() for layer in layers)
+        total += params
+        phases = [p.name for p in recipe.train.phases if "all" in p.unfreeze or block in p.unfreeze]
+        if all(layer.name in frozen for layer in layers):
+            status = "frozen"
+            if learned and block == "block1":
+                status = "frozen except block1_conv1 (learned depth adapter)"
+        elif phases:
+            partly = any(layer.name in frozen for layer in layers)
+            status = ("partly frozen; " if partly else "") + "trains in phases: " + ", ".join(phases)
+        else:
+            status = "not frozen, but no phase unfreezes it"
+        lines.append(f"{block:<22}{params:>12,}  {status}")
+    head = model.get_layer("classification_head")
+    lines.append(f"{'head (' + str(len(head.class_names)) + ' classes)':<22}{head.count_params():>12,}  "
+                 f"trains in phases: {', '.join(p.name for p in recipe.train.phases)}")
+    total += head.count_params()
+    lines += [f"{'total':<22}{total:>12,}", f"classes: {', '.join(head.class_names)}"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""Task models composed functionally from a backbone and a head, with named outputs."""

@@ -1,0 +1,20 @@
+"""Config objects -> explicit keyword arguments -> models. The only place model code meets the recipe."""
+
+from pose_tl.backbones.vgg import build_vgg_backbone
+from pose_tl.heads.classification import ClassificationHead
+from pose_tl.models.classifier import build_depth_classifier
+
+
+def build_backbone(backbone_config):
+    return build_vgg_backbone(backbone_config.name, weights=backbone_config.weights,
+                              depth_adapter=backbone_config.depth_adapter, input_shape=(None, None, 1))
+
+
+def build_model(model_config, class_names):
+    """The task model for `model_config`, with random head weights and the recipe's backbone weights."""
+    head_config = model_config.head
+    head = ClassificationHead(class_names, pooling=head_config.pooling, units=head_config.units,
+                              dropout=head_config.dropout, name="classification_head")
+    return build_depth_classifier(build_backbone(model_config.backbone), head,
+                                  input_size=model_config.input_size,
+                                  min_m=model_config.depth.min_m, max_m=model_config.depth.max_m)

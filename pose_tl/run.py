@@ -1,0 +1,173 @@
+"""The one place that orders a run's steps: data -> model -> fit (phases) -> evaluate -> export.
+
+The CLI calls these functions; each returns plain data describing what it wrote.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from pose_tl.atomic import atomic_path, write_json_atomic
+from pose_tl.errors import OutputError
+
+FINAL_MODEL = "checkpoints/final.keras"
+SAVED_MODEL = "saved_model"
+EVAL_DIR = "eval"
+
+
+def default_output_dir(recipe):
+    return Path(recipe.output_dir) if recipe.output_dir else Path("runs") / Path(recipe.source).stem
+
+
+def prepare_output_dir(out_dir, resume):
+    """Create `out_dir`; refuse to mix a new run into a previous one unless resuming."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"{out_dir}: output path exists and is not a folder")
+    previous = (out_dir / "checkpoints").exists()
+    if previous and not resume:
+        raise OutputError(f"{out_dir}: holds a previous run; pass --resume to continue it or --out for a new folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"{out_dir}: cannot write to the output folder ({exc.strerror})") from None
+    return out_dir
+
+
+def _datasets(recipe):
+    from pose_tl.data.pipeline import make_classification_dataset
+    from pose_tl.data.sources import train_validation_files
+
+    train_files, val_files = train_validation_files(recipe.data, recipe.seed)
+    size = recipe.model.input_size
+    train_ds = make_classification_dataset(train_files, recipe.data, input_size=size, training=True, seed=recipe.seed)
+    val_ds = None
+    if val_files.paths:
+        val_ds = make_classification_dataset(val_files, recipe.data, input_size=size, training=False, seed=recipe.seed)
+    return train_files, val_files, train_ds, val_ds
+
+
+def train(recipe, out_dir=None, resume=False, export=None, command="train", verbose="auto"):
+    """Train `recipe`'s model, then evaluate it on the validation split and export a SavedModel.
+
+    Returns:
+        A dict with the paths written and the validation metrics.
+    """
+    import keras
+
+    from pose_tl.config.validation import frozen_layer_names
+    from pose_tl.models.classifier import backbone_of
+    from pose_tl.models.factory import build_model
+    from pose_tl.run_record import write_run_record
+    from pose_tl.training.phases import train_phases
+
+    out_dir = prepare_output_dir(out_dir or default_output_dir(recipe), resume)
+    write_run_record(out_dir, recipe, command)
+    keras.utils.set_random_seed(recipe.seed)
+    train_files, val_files, train_ds, val_ds = _datasets(recipe)
+    model = build_model(recipe.model, train_files.class_names)
+    write_json_atomic(out_dir / "class_names.json", train_files.class_names)
+    steps_per_epoch = math.ceil(len(train_files.paths) / recipe.data.batch_size)
+    histories = train_phases(
+        model, backbone_of(model), train_ds, val_ds, recipe.train,
+        frozen_layers=frozen_layer_names(recipe.model.backbone),
+        learned_adapter=recipe.model.backbone.depth_adapter == "learned",
+        steps_per_epoch=steps_per_epoch, out_dir=out_dir, resume=resume, verbose=verbose)
+    write_json_atomic(out_dir / "logs" / "history.json", histories)
+    final = out_dir / FINAL_MODEL
+    with atomic_path(final) as tmp:
+        model.save(str(tmp))
+    result = {"output_dir": str(out_dir), "checkpoint": str(final), "train_samples": len(train_files.paths),
+              "validation_samples": len(val_files.paths)}
+    if val_ds is not None:
+        result.update(_evaluate_dataset(model, val_ds, train_files.class_names, out_dir / EVAL_DIR))
+    if recipe.train.export_at_end if export is None else export:
+        from pose_tl.export.saved_model import export_classifier
+
+        result["saved_model"] = str(export_classifier(model, out_dir / SAVED_MODEL))
+    return result
+
+
+def _evaluate_dataset(model, dataset, class_names, eval_dir, predict=None):
+    """Predict every batch, then write metrics.json, confusion_matrix.txt and confusion_matrix.png."""
+    from pose_tl.evaluation.classification_metrics import classification_report, format_report
+    from pose_tl.evaluation.pictures import render_confusion_matrix
+    from pose_tl.models.classifier import PROBABILITIES
+
+    y_true, y_pred = [], []
+    for frames, labels in dataset:
+        if predict is None:
+            probabilities = model(frames, training=False)[PROBABILITIES]
+        else:
+            probabilities = predict(frames.numpy()[..., 0])
+        y_pred.append(np.argmax(np.asarray(probabilities), axis=-1))
+        y_true.append(labels[PROBABILITIES].numpy())
+    report = classification_report(np.concatenate(y_true), np.concatenate(y_pred), class_names)
+    eval_dir = Path(eval_dir)
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(eval_dir / "metrics.json", report)
+    (eval_dir / "confusion_matrix.txt").write_text(format_report(report))
+    render_confusion_matrix(report["confusion_matrix"], class_names, eval_dir / "confusion_matrix.png")
+    return {"accuracy": report["accuracy"], "report_text": format_report(report), "eval_dir": str(eval_dir)}
+
+
+def evaluate(recipe, model_path, out_dir=None, split="validation"):
+    """Evaluate a `.keras` checkpoint or SavedModel on the recipe's data split; writes reports into `out_dir`."""
+    from pose_tl.data.pipeline import make_classification_dataset
+    from pose_tl.data.sources import train_validation_files
+    from pose_tl.errors import DataError
+    from pose_tl.export.loading import load_classifier
+
+    classifier = load_classifier(model_path)
+    train_files, val_files = train_validation_files(recipe.data, recipe.seed)
+    files = val_files if split == "validation" else train_files
+    if not files.paths:
+        raise DataError(f"the {split} split is empty (data.validation_fraction = {recipe.data.validation_fraction})")
+    if list(files.class_names) != list(classifier.class_names):
+        raise DataError(f"{model_path}: model classes {classifier.class_names} disagree with the data's "
+                        f"{files.class_names}")
+    dataset = make_classification_dataset(files, recipe.data, input_size=recipe.model.input_size, training=False,
+                                          seed=recipe.seed)
+    out_dir = Path(out_dir) if out_dir else Path(model_path).parent / f"{EVAL_DIR}_{split}"
+    return _evaluate_dataset(None, dataset, files.class_names, out_dir, predict=classifier.predict)
+
+
+def export(checkpoint, out_dir):
+    """Export a `.keras` checkpoint as a SavedModel folder."""
+    import keras
+
+    from pose_tl.errors import ModelFileError
+    from pose_tl.export.saved_model import export_classifier
+
+    checkpoint = Path(checkpoint)
+    if checkpoint.suffix != ".keras" or not checkpoint.is_file():
+        raise ModelFileError(f"{checkpoint}: expected a .keras checkpoint written by `pose-tl train`")
+    try:
+        model = keras.saving.load_model(str(checkpoint))
+    except Exception as exc:  # keras raises many types for a bad archive
+        raise ModelFileError(f"{checkpoint}: cannot load ({type(exc).__name__}: {str(exc)[:200]})") from None
+    return str(export_classifier(model, Path(out_dir)))
+
+
+def predict(model_path, files, top_k=3, npy_units="m"):
+    """Top-k classes per depth file: a list of `{"file", "top_k": [{"class", "probability"}]}`."""
+    from pose_tl.data.depth_io import read_depth
+    from pose_tl.export.loading import load_classifier
+
+    classifier = load_classifier(model_path)
+    results = []
+    for path in files:
+        probabilities = classifier.predict(read_depth(path, npy_units)[None])[0]
+        order = np.argsort(-probabilities)[:top_k]
+        results.append({"file": str(path), "top_k": [
+            {"class": classifier.class_names[i], "probability": float(probabilities[i])} for i in order]})
+    return results
+
+
+def dumps(data):
+    return json.dumps(data, indent=2)

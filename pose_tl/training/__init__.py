@@ -1,0 +1,1 @@
+"""Training: optimizers and schedules per phase, callbacks, resumable multi-phase fit."""

@@ -1,0 +1,23 @@
+"""An optimizer with the phase's learning-rate schedule, from `TrainConfig` and `PhaseConfig`."""
+
+import keras
+
+
+def build_learning_rate(phase, steps_per_epoch):
+    """Constant, cosine decay over the phase, or exponential decay by `decay_rate` per epoch."""
+    total_steps = max(1, phase.epochs * steps_per_epoch)
+    if phase.schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(phase.learning_rate, decay_steps=total_steps)
+    if phase.schedule == "exponential":
+        return keras.optimizers.schedules.ExponentialDecay(phase.learning_rate, decay_steps=max(1, steps_per_epoch),
+                                                           decay_rate=phase.decay_rate)
+    return phase.learning_rate
+
+
+def build_optimizer(train_config, phase, steps_per_epoch):
+    learning_rate = build_learning_rate(phase, steps_per_epoch)
+    if train_config.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=train_config.momentum)
+    if train_config.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate, weight_decay=train_config.weight_decay)
+    return keras.optimizers.Adam(learning_rate)

@@ -1,0 +1,72 @@
+"""Multi-phase fine-tuning: phase 1 trains the head, later phases unfreeze blocks at a lower learning rate.
+
+Each phase is one Keras `fit` with its own trainable set and optimizer; after every epoch the resume state is
+saved, so `--resume` continues from the last completed epoch of the phase it was in.
+"""
+
+from pathlib import Path
+
+import keras
+
+from pose_tl.backbones.freezing import set_trainable_layers
+from pose_tl.models.classifier import PROBABILITIES
+from pose_tl.training.optimizers import build_optimizer
+from pose_tl.training.resume import ResumeState, SaveResumeState
+
+
+def compile_classifier(model, optimizer):
+    model.compile(optimizer=optimizer,
+                  loss={PROBABILITIES: keras.losses.SparseCategoricalCrossentropy()},
+                  metrics={PROBABILITIES: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]})
+
+
+def phase_callbacks(train_config, phase, phase_index, out_dir, state, has_validation):
+    logs = Path(out_dir) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    callbacks = [
+        keras.callbacks.CSVLogger(str(logs / f"{phase_index}_{phase.name}.csv"), append=True),
+        SaveResumeState(state, phase_index),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    if train_config.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(str(logs / "tensorboard" / phase.name), write_graph=False))
+    if train_config.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss" if has_validation else "loss",
+                                                       patience=train_config.early_stopping_patience))
+    return callbacks
+
+
+def train_phases(model, backbone, train_ds, val_ds, train_config, *, frozen_layers, learned_adapter,
+                 steps_per_epoch, out_dir, resume=False, verbose="auto"):
+    """Run every phase of `train_config`, or the remaining ones when resuming.
+
+    Returns:
+        A list of `{"phase": name, "history": {metric: [per epoch]}}`, one per phase run in this call.
+    """
+    state = ResumeState(Path(out_dir) / "checkpoints" / "resume")
+    saved = state.load() if resume else None
+    if saved is not None:
+        state.restore_weights(model, saved)
+    histories = []
+    for index, phase in enumerate(train_config.phases):
+        initial_epoch = 0
+        if saved is not None:
+            if index < saved["phase_index"]:
+                continue
+            if index == saved["phase_index"]:
+                initial_epoch = saved["epochs_done"]
+        if initial_epoch >= phase.epochs:
+            continue
+        set_trainable_layers(backbone, frozen_layers=frozen_layers, unfreeze=phase.unfreeze,
+                             learned_adapter=learned_adapter)
+        optimizer = build_optimizer(train_config, phase, steps_per_epoch)
+        compile_classifier(model, optimizer)
+        if initial_epoch:
+            optimizer.build(model.trainable_variables)
+            optimizer.iterations.assign(initial_epoch * steps_per_epoch)  # schedules continue, not restart
+        history = model.fit(train_ds, validation_data=val_ds, epochs=phase.epochs, initial_epoch=initial_epoch,
+                            callbacks=phase_callbacks(train_config, phase, index, out_dir, state, val_ds is not None),
+                            verbose=verbose)
+        state.save(model, index, phase.epochs)  # early stopping ends the phase for good, resume included
+        histories.append({"phase": phase.name, "history": history.history})
+    return histories

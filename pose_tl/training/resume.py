@@ -1,0 +1,48 @@
+"""Per-epoch resume state: model weights and progress, written atomically after every completed epoch."""
+
+import json
+from pathlib import Path
+
+import keras
+
+from pose_tl.atomic import atomic_path, write_json_atomic
+
+STATE_FILE = "state.json"
+
+
+class ResumeState:
+    """Where a run stands: `phase_index` and the epochs completed in that phase, plus the weights file."""
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+
+    def load(self):
+        path = self.folder / STATE_FILE
+        if not path.is_file():
+            return None
+        return json.loads(path.read_text())
+
+    def save(self, model, phase_index, epochs_done):
+        weights_name = f"phase{phase_index}_epoch{epochs_done}.weights.h5"
+        with atomic_path(self.folder / weights_name) as tmp:
+            model.save_weights(str(tmp))
+        previous = self.load()
+        write_json_atomic(self.folder / STATE_FILE, {"phase_index": phase_index, "epochs_done": epochs_done,
+                                                     "weights": weights_name})
+        if previous and previous["weights"] != weights_name:
+            (self.folder / previous["weights"]).unlink(missing_ok=True)
+
+    def restore_weights(self, model, state):
+        model.load_weights(str(self.folder / state["weights"]))
+
+
+class SaveResumeState(keras.callbacks.Callback):
+    """Saves `ResumeState` at the end of each epoch of one phase."""
+
+    def __init__(self, state, phase_index):
+        super().__init__()
+        self.state = state
+        self.phase_index = phase_index
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.state.save(self.model, self.phase_index, epoch + 1)

@@ -1,0 +1,68 @@
+"""Shared fixtures: tiny depth datasets and recipes, and one tiny trained run reused by several tests."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+
+from pose_tl.cli.main import main  # noqa: E402
+from pose_tl.data.shapes import write_shapes_dataset  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def tiny_recipe_dict(data_root, **extra):
+    """A recipe small enough to train in seconds: random weights, 32x32 input, one epoch per phase."""
+    recipe = {
+        "task": "classification",
+        "seed": 3,
+        "model": {"backbone": {"name": "vgg16", "weights": "none", "freeze": {"up_to": "block3_pool"}},
+                  "head": {"units": [8], "dropout": 0.1}, "input_size": [32, 32]},
+        "data": {"source": "folder", "root": str(data_root), "batch_size": 4, "validation_fraction": 0.25},
+        "train": {"phases": [{"name": "head", "epochs": 1, "learning_rate": 1e-3},
+                             {"name": "finetune", "epochs": 1, "learning_rate": 1e-4, "unfreeze": ["block5"]}],
+                  "tensorboard": False},
+    }
+    for dotted, value in extra.items():
+        node = recipe
+        *parents, leaf = dotted.split("__")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return recipe
+
+
+def write_recipe(path, data):
+    path = Path(path)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def shapes_root(tmp_path_factory):
+    """4 classes x 4 frames of 40x48 depth PNGs."""
+    return write_shapes_dataset(tmp_path_factory.mktemp("shapes"), samples_per_class=4, image_size=(40, 48), seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_recipe(shapes_root, tmp_path_factory):
+    return write_recipe(tmp_path_factory.mktemp("recipe") / "tiny.yaml", tiny_recipe_dict(shapes_root))
+
+
+def invoke(*args):
+    """Run the CLI in-process; returns the click Result."""
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_recipe, tmp_path_factory):
+    """A complete tiny `pose-tl train` run: its output folder and the CLI result."""
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    result = invoke("train", tiny_recipe, "--out", out)
+    assert result.exit_code == 0, result.output
+    return out, result

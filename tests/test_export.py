@@ -1,0 +1,65 @@
+"""The SavedModel contract, checked in a fresh Python process that imports only TensorFlow."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+LOADER = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    path, depth_file = sys.argv[1], sys.argv[2]
+    model = tf.saved_model.load(path)
+    depth_mm = np.load(depth_file)
+    out_mm = model.signatures["serving_default"](depth=tf.constant(depth_mm))
+    out_m = model.signatures["serving_metres"](depth=tf.constant(depth_mm.astype("float32") / 1000.0))
+    np.save(depth_file + ".mm.npy", out_mm["probabilities"].numpy())
+    np.save(depth_file + ".m.npy", out_m["probabilities"].numpy())
+    print(json.dumps({
+        "keys": sorted(out_mm),
+        "class_ids": out_mm["class_ids"].numpy().tolist(),
+        "class_names": [n.decode() for n in out_mm["class_names"].numpy()],
+        "pose_tl_loaded": any(m == "pose_tl" or m.startswith("pose_tl.") for m in sys.modules),
+    }))
+""")
+
+
+def test_saved_model_in_fresh_process_matches_keras(trained_run, tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from pose_tl.models.classifier import PROBABILITIES
+
+    out, _ = trained_run
+    rng = np.random.default_rng(0)
+    depth_mm = rng.integers(600, 4000, size=(3, 32, 32)).astype(np.uint16)
+    depth_mm[:, :4, :4] = 0  # holes
+    depth_file = tmp_path / "depth.npy"
+    np.save(depth_file, depth_mm)
+    proc = subprocess.run([sys.executable, "-c", LOADER, str(out / "saved_model"), str(depth_file)],
+                          capture_output=True, text=True, check=True, cwd=tmp_path)
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["keys"] == ["class_ids", "class_names", "probabilities"]
+    assert not report["pose_tl_loaded"]
+
+    model = keras.saving.load_model(out / "checkpoints/final.keras")
+    expected = model(tf.constant(depth_mm.astype(np.float32)[..., None] / 1000.0), training=False)[PROBABILITIES]
+    expected = np.asarray(expected)
+    np.testing.assert_allclose(np.load(str(depth_file) + ".mm.npy"), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.load(str(depth_file) + ".m.npy"), expected, rtol=1e-4, atol=1e-5)
+    names = json.loads((out / "class_names.json").read_text())
+    assert report["class_ids"] == expected.argmax(-1).tolist()
+    assert report["class_names"] == [names[i] for i in report["class_ids"]]
+
+
+def test_saved_model_resizes_other_frame_sizes(trained_run):
+    import tensorflow as tf
+
+    out, _ = trained_run
+    model = tf.saved_model.load(str(out / "saved_model"))
+    result = model.signatures["serving_default"](depth=tf.fill([2, 48, 64], tf.constant(1500, tf.uint16)))
+    assert result["probabilities"].shape == (2, 4)
+    np.testing.assert_allclose(result["probabilities"].numpy().sum(-1), 1.0, rtol=1e-5)
