@@ -4,9 +4,11 @@ Strict by design (as Model Garden's params and nanoGPT's config): unknown keys, 
 are errors naming the file and the dotted field path, never silently ignored.
 """
 
+import collections.abc
 import dataclasses
 import difflib
 import os
+import re
 import types
 import typing
 from pathlib import Path
@@ -28,6 +30,10 @@ def _construct_mapping(loader, node, deep=False):
     seen = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, collections.abc.Hashable):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a mapping key must be a scalar, found {type(key).__name__}", key_node.start_mark
+            )
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -37,6 +43,12 @@ def _construct_mapping(loader, node, deep=False):
 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# YAML 1.2 floats: PyYAML (YAML 1.1) reads `1e-4` (no dot) as a string; learning rates are written that way.
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def read_yaml_mapping(path):
@@ -98,12 +110,15 @@ def _path_fields(cls=Recipe, prefix=""):
     return found
 
 
-def _resolve_paths(data, base_dir):
+def _resolve_paths(data, base_dir, source):
     """Make relative paths set in one file relative to that file's folder."""
-    def resolve(value):
-        if isinstance(value, str) and value and not os.path.isabs(os.path.expanduser(value)):
-            return str((Path(base_dir) / value).resolve())
-        return os.path.expanduser(value) if isinstance(value, str) else value
+    def resolve(value, dotted):
+        if not isinstance(value, str):
+            return value  # the type check reports it
+        if not value or "\x00" in value:
+            raise RecipeError(source, dotted, "expected a non-empty path without NUL characters", value)
+        value = os.path.expanduser(value)
+        return value if os.path.isabs(value) else str((Path(base_dir) / value).resolve())
 
     for dotted in _path_fields() + ["model.backbone.weights"]:
         *parents, leaf = dotted.split(".")
@@ -114,7 +129,7 @@ def _resolve_paths(data, base_dir):
             continue
         if dotted == "model.backbone.weights" and (not isinstance(node[leaf], str) or node[leaf] in WEIGHT_KEYWORDS):
             continue
-        node[leaf] = resolve(node[leaf])
+        node[leaf] = resolve(node[leaf], dotted)
     return data
 
 
@@ -125,7 +140,7 @@ def _load_with_bases(path, chain):
         raise RecipeError(chain[-1], "base", f"`base` files form a cycle: {cycle}", has_received=False)
     data = read_yaml_mapping(path)
     base = data.pop("base", None)
-    data = _resolve_paths(data, path.parent)
+    data = _resolve_paths(data, path.parent, path)
     if base is None:
         return data
     if not isinstance(base, str) or not base:
@@ -156,7 +171,7 @@ def load_recipe_dict(path, overrides=()):
     """The merged raw mapping of a recipe, its bases and overrides (paths resolved, nothing validated)."""
     data = _load_with_bases(path, [])
     for text in overrides:
-        data = deep_merge(data, _resolve_paths(parse_override(text), Path.cwd()))
+        data = deep_merge(data, _resolve_paths(parse_override(text), Path.cwd(), f"{path} (--set {text})"))
     return data
 
 

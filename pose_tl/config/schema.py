@@ -51,6 +51,7 @@ class ClassificationHeadConfig:
     pooling: Literal["gap", "flatten"] = "gap"  # gap keeps the head small and input-size independent
     units: list[int] = bounded([256], min=1, max=65536)  # hidden dense layers
     dropout: float = bounded(0.3, min=0.0, max=0.95)
+    batch_norm: bool = True  # standardise pooled features: their scale varies ~100x between weight sources
 
 
 @dataclass(frozen=True)

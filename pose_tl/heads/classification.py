@@ -5,13 +5,17 @@ import keras
 
 @keras.saving.register_keras_serializable(package="pose_tl")
 class ClassificationHead(keras.layers.Layer):
-    """GAP (or flatten) -> [Dense + ReLU + Dropout] * len(units) -> Dense softmax over `class_names`.
+    """GAP (or flatten) -> [BatchNorm] -> [Dense + ReLU + Dropout] * len(units) -> Dense softmax.
+
+    Pretrained VGG features have scales that depend on the weights and the depth mapping (HED's block-5 features
+    on depth are ~100x those of a random network); the optional batch normalisation standardises them so one
+    learning rate suits every backbone.
 
     The class names are part of the layer's config, so they travel with every saved or exported model.
     Probabilities are computed in float32 even under mixed precision.
     """
 
-    def __init__(self, class_names, pooling="gap", units=(256,), dropout=0.3, **kwargs):
+    def __init__(self, class_names, pooling="gap", units=(256,), dropout=0.3, batch_norm=True, **kwargs):
         super().__init__(**kwargs)
         if len(class_names) < 2:
             raise ValueError(f"`class_names` must hold at least 2 names. Received: {class_names}")
@@ -21,6 +25,8 @@ class ClassificationHead(keras.layers.Layer):
         self.pooling = pooling
         self.units = [int(u) for u in units]
         self.dropout = float(dropout)
+        self.batch_norm = bool(batch_norm)
+        self.norm = keras.layers.BatchNormalization(name="feature_norm") if self.batch_norm else None
         self.pool = keras.layers.GlobalAveragePooling2D() if pooling == "gap" else keras.layers.Flatten()
         self.hidden = [keras.layers.Dense(u, activation="relu", name=f"dense_{i}") for i, u in enumerate(self.units)]
         self.drops = [keras.layers.Dropout(self.dropout) for _ in self.units]
@@ -29,6 +35,8 @@ class ClassificationHead(keras.layers.Layer):
 
     def build(self, input_shape):
         shape = self.pool.compute_output_shape(input_shape)
+        if self.norm is not None:
+            self.norm.build(shape)
         for dense in self.hidden:
             dense.build(shape)
             shape = dense.compute_output_shape(shape)
@@ -36,6 +44,8 @@ class ClassificationHead(keras.layers.Layer):
 
     def call(self, features, training=False):
         x = self.pool(features)
+        if self.norm is not None:
+            x = self.norm(x, training=training)
         for dense, drop in zip(self.hidden, self.drops):
             x = drop(dense(x), training=training)
         return self.softmax(self.classifier(x))
@@ -45,4 +55,4 @@ class ClassificationHead(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "class_names": self.class_names, "pooling": self.pooling,
-                "units": self.units, "dropout": self.dropout}
+                "units": self.units, "dropout": self.dropout, "batch_norm": self.batch_norm}

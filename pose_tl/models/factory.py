@@ -14,7 +14,8 @@ def build_model(model_config, class_names):
     """The task model for `model_config`, with random head weights and the recipe's backbone weights."""
     head_config = model_config.head
     head = ClassificationHead(class_names, pooling=head_config.pooling, units=head_config.units,
-                              dropout=head_config.dropout, name="classification_head")
+                              dropout=head_config.dropout, batch_norm=head_config.batch_norm,
+                              name="classification_head")
     return build_depth_classifier(build_backbone(model_config.backbone), head,
                                   input_size=model_config.input_size,
                                   min_m=model_config.depth.min_m, max_m=model_config.depth.max_m)
