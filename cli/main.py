@@ -83,7 +83,8 @@ def evaluate(recipe, overrides, model_path, split, out):
     """Accuracy, per-class precision/recall and the confusion matrix (text, JSON, PNG)."""
     from pose_tl import run
 
-    result = run.evaluate(load(recipe, overrides), model_path, out, split=split)
+    result = run.evaluate(load(recipe, overrides), model_path, out, split=split,
+                          command=" ".join(["pose-tl", *sys.argv[1:]]))
     click.echo(result["report_text"])
     click.echo(f"reports: {result['eval_dir']} (metrics.json, confusion_matrix.txt, confusion_matrix.png)")
 

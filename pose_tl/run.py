@@ -21,13 +21,13 @@ def default_output_dir(recipe):
     return Path(recipe.output_dir) if recipe.output_dir else Path("runs") / Path(recipe.source).stem
 
 
-def prepare_output_dir(out_dir, resume):
+def prepare_output_dir(out_dir, allow_previous_run):
     """Create `out_dir`; refuse to mix a new run into a previous one unless resuming."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"{out_dir}: output path exists and is not a folder")
     previous = (out_dir / "checkpoints").exists()
-    if previous and not resume:
+    if previous and not allow_previous_run:
         raise OutputError(f"{out_dir}: holds a previous run; pass --resume to continue it or --out for a new folder")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -116,12 +116,13 @@ def _evaluate_dataset(model, dataset, class_names, eval_dir, predict=None):
     return {"accuracy": report["accuracy"], "report_text": format_report(report), "eval_dir": str(eval_dir)}
 
 
-def evaluate(recipe, model_path, out_dir=None, split="validation"):
+def evaluate(recipe, model_path, out_dir=None, split="validation", command="evaluate"):
     """Evaluate a `.keras` checkpoint or SavedModel on the recipe's data split; writes reports into `out_dir`."""
     from pose_tl.data.pipeline import make_classification_dataset
     from pose_tl.data.sources import train_validation_files
     from pose_tl.errors import DataError
     from pose_tl.export.loading import load_classifier
+    from pose_tl.run_record import write_run_record
 
     classifier = load_classifier(model_path)
     train_files, val_files = train_validation_files(recipe.data, recipe.seed)
@@ -133,7 +134,9 @@ def evaluate(recipe, model_path, out_dir=None, split="validation"):
                         f"{files.class_names}")
     dataset = make_classification_dataset(files, recipe.data, input_size=recipe.model.input_size, training=False,
                                           seed=recipe.seed)
-    out_dir = Path(out_dir) if out_dir else Path(model_path).parent / f"{EVAL_DIR}_{split}"
+    out_dir = prepare_output_dir(Path(out_dir) if out_dir else Path(model_path).parent / f"{EVAL_DIR}_{split}",
+                                 allow_previous_run=True)
+    write_run_record(out_dir, recipe, command)
     return _evaluate_dataset(None, dataset, files.class_names, out_dir, predict=classifier.predict)
 
 

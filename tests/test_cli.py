@@ -32,6 +32,7 @@ def test_help_does_not_import_tensorflow():
 def test_train_writes_every_output(trained_run):
     out, result = trained_run
     for name in ["recipe.resolved.yaml", "run.json", "class_names.json", "checkpoints/final.keras",
+                 "checkpoints/best.keras",
                  "saved_model/saved_model.pb", "saved_model/pose_tl.json", "eval/metrics.json",
                  "eval/confusion_matrix.txt", "eval/confusion_matrix.png", "logs/0_head.csv", "logs/1_finetune.csv"]:
         assert (out / name).exists(), name
@@ -79,6 +80,7 @@ def test_evaluate_saved_model_and_checkpoint_agree(trained_run, tiny_recipe, tmp
     b = json.loads((tmp_path / "b/metrics.json").read_text())
     assert a["confusion_matrix"] == b["confusion_matrix"]
     assert (tmp_path / "a/confusion_matrix.png").stat().st_size > 0
+    assert (tmp_path / "a/recipe.resolved.yaml").is_file() and (tmp_path / "a/run.json").is_file()
     assert "confusion matrix" in saved.output
 
 

@@ -11,7 +11,7 @@ import keras
 from pose_tl.backbones.freezing import set_trainable_layers
 from pose_tl.models.classifier import PROBABILITIES
 from pose_tl.training.optimizers import build_optimizer
-from pose_tl.training.resume import ResumeState, SaveResumeState
+from pose_tl.training.resume import ResumeState, SaveBestModel, SaveResumeState
 
 
 def compile_classifier(model, optimizer):
@@ -20,12 +20,13 @@ def compile_classifier(model, optimizer):
                   metrics={PROBABILITIES: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]})
 
 
-def phase_callbacks(train_config, phase, phase_index, out_dir, state, has_validation):
+def phase_callbacks(train_config, phase, phase_index, out_dir, state, best, has_validation):
     logs = Path(out_dir) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     callbacks = [
         keras.callbacks.CSVLogger(str(logs / f"{phase_index}_{phase.name}.csv"), append=True),
         SaveResumeState(state, phase_index),
+        best,
         keras.callbacks.TerminateOnNaN(),
     ]
     if train_config.tensorboard:
@@ -47,6 +48,8 @@ def train_phases(model, backbone, train_ds, val_ds, train_config, *, frozen_laye
     saved = state.load() if resume else None
     if saved is not None:
         state.restore_weights(model, saved)
+    best = SaveBestModel(Path(out_dir) / "checkpoints" / "best.keras",
+                         monitor="val_loss" if val_ds is not None else "loss")
     histories = []
     for index, phase in enumerate(train_config.phases):
         initial_epoch = 0
@@ -65,7 +68,8 @@ def train_phases(model, backbone, train_ds, val_ds, train_config, *, frozen_laye
             optimizer.build(model.trainable_variables)
             optimizer.iterations.assign(initial_epoch * steps_per_epoch)  # schedules continue, not restart
         history = model.fit(train_ds, validation_data=val_ds, epochs=phase.epochs, initial_epoch=initial_epoch,
-                            callbacks=phase_callbacks(train_config, phase, index, out_dir, state, val_ds is not None),
+                            callbacks=phase_callbacks(train_config, phase, index, out_dir, state, best,
+                                                      val_ds is not None),
                             verbose=verbose)
         state.save(model, index, phase.epochs)  # early stopping ends the phase for good, resume included
         histories.append({"phase": phase.name, "history": history.history})

@@ -46,3 +46,21 @@ class SaveResumeState(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.state.save(self.model, self.phase_index, epoch + 1)
+
+
+class SaveBestModel(keras.callbacks.Callback):
+    """Keeps `path` (a .keras file) the model with the lowest `monitor` seen so far, across phases."""
+
+    def __init__(self, path, monitor="val_loss"):
+        super().__init__()
+        self.path = Path(path)
+        self.monitor = monitor
+        self.best = float("inf")
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not value < self.best:
+            return
+        self.best = float(value)
+        with atomic_path(self.path) as tmp:
+            self.model.save(str(tmp))
