@@ -76,7 +76,8 @@ def train(recipe, overrides, out, resume, no_export):
 @recipe_argument
 @click.option("--model", "model_path", required=True, type=click.Path(exists=True, path_type=Path),
               help="A .keras checkpoint or an exported SavedModel folder.")
-@click.option("--split", type=click.Choice(["validation", "train"]), default="validation", show_default=True)
+@click.option("--split", type=click.Choice(["validation", "test", "train"]), default="validation", show_default=True,
+              help="test exists for the synthetic source only.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Where reports go.")
 @user_errors
 def evaluate(recipe, overrides, model_path, split, out):
@@ -180,6 +181,67 @@ def recipes_validate(paths):
             click.echo(f"ERROR  {exc}")
     if failed:
         sys.exit(EXIT_USER_ERROR)
+
+
+@main.group()
+def data():
+    """Prepare, look at, summarise and convert the synthetic people data of a recipe."""
+
+
+@data.command("generate")
+@recipe_argument
+@user_errors
+def data_generate(recipe, overrides):
+    """Render every split of RECIPE's synthetic data as a TFDS dataset (once; later runs reuse it)."""
+    from pose_tl import data_jobs
+
+    result = data_jobs.generate(load(recipe, overrides))
+    click.echo(f"{result['name']} in {result['data_dir']}")
+    for split, count in result["splits"].items():
+        click.echo(f"  {split:<12}{count:>8} frames")
+
+
+@data.command("show")
+@recipe_argument
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
+@click.option("--split", default="train", show_default=True)
+@click.option("--count", default=12, show_default=True, type=click.IntRange(min=1))
+@click.option("--columns", default=4, show_default=True, type=click.IntRange(min=1))
+@user_errors
+def data_show(recipe, overrides, out, split, count, columns):
+    """Contact sheet: colour-mapped depth, skeletons, boxes, invalid pixels marked."""
+    from pose_tl import data_jobs
+
+    click.echo(f"contact sheet: {data_jobs.show(load(recipe, overrides), out, split, count, columns)}")
+
+
+@data.command("stats")
+@recipe_argument
+@click.option("--split", default="train", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@user_errors
+def data_stats(recipe, overrides, split, as_json):
+    """People per frame, pose classes, joint visibility and valid depth of a split."""
+    from pose_tl import data_jobs
+    from pose_tl.data.people.report import format_statistics
+
+    result = data_jobs.stats(load(recipe, overrides), split)
+    click.echo(json.dumps(result, indent=2) if as_json else format_statistics(result), nl=as_json)
+
+
+@data.command("convert")
+@recipe_argument
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--split", default="train", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["coco"]), default="coco", show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), help="Convert the first N frames only.")
+@user_errors
+def data_convert(recipe, overrides, out, split, fmt, limit):
+    """Write a split as COCO-style keypoint JSON with 16-bit PNG depth (the layout pose_tl reads back)."""
+    from pose_tl import data_jobs
+
+    result = data_jobs.convert(load(recipe, overrides), out, split, limit)
+    click.echo(f"{result['frames']} frames -> {result['annotations']}")
 
 
 if __name__ == "__main__":

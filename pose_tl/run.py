@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pose_tl.atomic import atomic_path, write_json_atomic
-from pose_tl.errors import OutputError
+from pose_tl.errors import DataError, OutputError
 
 FINAL_MODEL = "checkpoints/final.keras"
 SAVED_MODEL = "saved_model"
@@ -39,19 +39,6 @@ def prepare_output_dir(out_dir, allow_previous_run):
     return out_dir
 
 
-def _datasets(recipe):
-    from pose_tl.data.pipeline import make_classification_dataset
-    from pose_tl.data.sources import train_validation_files
-
-    train_files, val_files = train_validation_files(recipe.data, recipe.seed)
-    size = recipe.model.input_size
-    train_ds = make_classification_dataset(train_files, recipe.data, input_size=size, training=True, seed=recipe.seed)
-    val_ds = None
-    if val_files.paths:
-        val_ds = make_classification_dataset(val_files, recipe.data, input_size=size, training=False, seed=recipe.seed)
-    return train_files, val_files, train_ds, val_ds
-
-
 def train(recipe, out_dir=None, resume=False, export=None, command="train", verbose="auto"):
     """Train `recipe`'s model, then evaluate it on the validation split and export a SavedModel.
 
@@ -61,6 +48,7 @@ def train(recipe, out_dir=None, resume=False, export=None, command="train", verb
     import keras
 
     from pose_tl.config.validation import frozen_layer_names
+    from pose_tl.data.classification_data import classification_splits
     from pose_tl.models.classifier import backbone_of
     from pose_tl.models.factory import build_model
     from pose_tl.run_record import write_run_record
@@ -69,10 +57,13 @@ def train(recipe, out_dir=None, resume=False, export=None, command="train", verb
     out_dir = prepare_output_dir(out_dir or default_output_dir(recipe), resume)
     write_run_record(out_dir, recipe, command)
     keras.utils.set_random_seed(recipe.seed)
-    train_files, val_files, train_ds, val_ds = _datasets(recipe)
-    model = build_model(recipe.model, train_files.class_names)
-    write_json_atomic(out_dir / "class_names.json", train_files.class_names)
-    steps_per_epoch = math.ceil(len(train_files.paths) / recipe.data.batch_size)
+    data = classification_splits(recipe.data, seed=recipe.seed, input_size=recipe.model.input_size)
+    train_ds, val_ds = data.datasets["train"], data.datasets["validation"]
+    if train_ds is None:
+        raise DataError("the training split is empty")
+    model = build_model(recipe.model, data.class_names)
+    write_json_atomic(out_dir / "class_names.json", data.class_names)
+    steps_per_epoch = math.ceil(data.sizes["train"] / recipe.data.batch_size)
     histories = train_phases(
         model, backbone_of(model), train_ds, val_ds, recipe.train,
         frozen_layers=frozen_layer_names(recipe.model.backbone),
@@ -82,10 +73,10 @@ def train(recipe, out_dir=None, resume=False, export=None, command="train", verb
     final = out_dir / FINAL_MODEL
     with atomic_path(final) as tmp:
         model.save(str(tmp))
-    result = {"output_dir": str(out_dir), "checkpoint": str(final), "train_samples": len(train_files.paths),
-              "validation_samples": len(val_files.paths)}
+    result = {"output_dir": str(out_dir), "checkpoint": str(final), "train_samples": data.sizes["train"],
+              "validation_samples": data.sizes["validation"]}
     if val_ds is not None:
-        result.update(_evaluate_dataset(model, val_ds, train_files.class_names, out_dir / EVAL_DIR))
+        result.update(_evaluate_dataset(model, val_ds, data.class_names, out_dir / EVAL_DIR))
     if recipe.train.export_at_end if export is None else export:
         from pose_tl.export.saved_model import export_classifier
 
@@ -118,26 +109,22 @@ def _evaluate_dataset(model, dataset, class_names, eval_dir, predict=None):
 
 def evaluate(recipe, model_path, out_dir=None, split="validation", command="evaluate"):
     """Evaluate a `.keras` checkpoint or SavedModel on the recipe's data split; writes reports into `out_dir`."""
-    from pose_tl.data.pipeline import make_classification_dataset
-    from pose_tl.data.sources import train_validation_files
-    from pose_tl.errors import DataError
+    from pose_tl.data.classification_data import classification_splits
     from pose_tl.export.loading import load_classifier
     from pose_tl.run_record import write_run_record
 
     classifier = load_classifier(model_path)
-    train_files, val_files = train_validation_files(recipe.data, recipe.seed)
-    files = val_files if split == "validation" else train_files
-    if not files.paths:
-        raise DataError(f"the {split} split is empty (data.validation_fraction = {recipe.data.validation_fraction})")
-    if list(files.class_names) != list(classifier.class_names):
+    data = classification_splits(recipe.data, seed=recipe.seed, input_size=recipe.model.input_size, splits=(split,),
+                                 for_training=False)
+    if data.datasets[split] is None:
+        raise DataError(f"{recipe.source}: the {split} split is empty")
+    if list(data.class_names) != list(classifier.class_names):
         raise DataError(f"{model_path}: model classes {classifier.class_names} disagree with the data's "
-                        f"{files.class_names}")
-    dataset = make_classification_dataset(files, recipe.data, input_size=recipe.model.input_size, training=False,
-                                          seed=recipe.seed)
+                        f"{data.class_names}")
     out_dir = prepare_output_dir(Path(out_dir) if out_dir else Path(model_path).parent / f"{EVAL_DIR}_{split}",
                                  allow_previous_run=True)
     write_run_record(out_dir, recipe, command)
-    return _evaluate_dataset(None, dataset, files.class_names, out_dir, predict=classifier.predict)
+    return _evaluate_dataset(None, data.datasets[split], data.class_names, out_dir, predict=classifier.predict)
 
 
 def export(checkpoint, out_dir):

@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 WEIGHT_KEYWORDS = ("imagenet", "none", "hed-bsds500")
+# The pose classes of the synthetic people engine (pose_tl.data.people.skeleton.POSE_CLASSES, kept in sync by a
+# test; repeated here so recipes validate without importing the engine).
+POSE_CLASS_NAMES = ("standing", "t_pose", "arms_up", "sitting", "crouching", "pointing", "waving", "walking")
 
 
 def bounded(default, *, min=None, max=None, min_exclusive=False, **kwargs):
@@ -83,8 +86,26 @@ class ShapesConfig:
 
 
 @dataclass(frozen=True)
+class SyntheticConfig:
+    # The synthetic depth-people engine, prepared as the TFDS dataset `pose_tl_synthetic_depth`.
+    image_size: tuple[int, int] = bounded((120, 160), min=16, max=2048)  # [height, width]; Kinect v2 optics scaled
+    people: tuple[int, int] = bounded((1, 3), min=0, max=12)  # [min, max] people per frame
+    pose_classes: list[str] = field(default_factory=lambda: list(POSE_CLASS_NAMES))  # sampled uniformly
+    noise: Literal["kinect", "clean"] = "kinect"  # kinect: sigma ~ z^2, edge shadows, dropouts, mm quantisation
+    flying_pixels: bool = False  # mixed depth at some object edges, as time-of-flight sensors show
+    dropout_rate: float = bounded(0.003, min=0.0, max=0.5)  # share of pixels randomly missing
+    camera_height_m: tuple[float, float] = bounded((0.8, 2.0), min=0.1, max=10.0)
+    camera_tilt_deg: tuple[float, float] = bounded((0.0, 25.0), min=-45.0, max=60.0)  # downwards
+    distance_m: tuple[float, float] = bounded((1.5, 5.0), min=0.8, max=8.0)  # people from the camera
+    train_frames: int = bounded(2000, min=1, max=10_000_000)
+    validation_frames: int = bounded(200, min=0, max=10_000_000)
+    test_frames: int = bounded(200, min=0, max=10_000_000)
+    data_dir: Optional[str] = path_field()  # TFDS data_dir; default $POSE_TL_CACHE/tfds (~/.cache/pose_tl/tfds)
+
+
+@dataclass(frozen=True)
 class DataConfig:
-    source: Literal["folder", "shapes"] = "folder"
+    source: Literal["folder", "shapes", "synthetic"] = "folder"
     root: Optional[str] = path_field()  # folder: one sub-folder per class; shapes: where files are written
     npy_units: Literal["m", "mm"] = "m"  # units of .npy depth files (16-bit PNG is always millimetres)
     classes: Optional[list[str]] = None  # if set, must equal the class folders found (order kept)
@@ -93,6 +114,7 @@ class DataConfig:
     shuffle_buffer: int = bounded(1024, min=1, max=10_000_000)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     shapes: ShapesConfig = field(default_factory=ShapesConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from pose_tl.backbones.layout import block_of, vgg_block_names, vgg_layer_names
-from pose_tl.config.schema import WEIGHT_KEYWORDS
+from pose_tl.config.schema import POSE_CLASS_NAMES, WEIGHT_KEYWORDS
 from pose_tl.errors import RecipeError
 
 WEIGHT_SUFFIXES = (".h5", ".weights.h5", ".keras")
@@ -67,9 +67,36 @@ def _check_data(recipe, src):
             raise RecipeError(src, "data.classes", "expected at least 2 class names", data.classes)
         if len(set(data.classes)) != len(data.classes):
             raise RecipeError(src, "data.classes", "expected unique class names", data.classes)
-    low, high = data.augment.crop_scale
-    if low > high:
-        raise RecipeError(src, "data.augment.crop_scale", "expected [min, max] with min <= max", [low, high])
+    ranges = {"data.augment.crop_scale": data.augment.crop_scale, "data.synthetic.people": data.synthetic.people,
+              "data.synthetic.camera_height_m": data.synthetic.camera_height_m,
+              "data.synthetic.camera_tilt_deg": data.synthetic.camera_tilt_deg,
+              "data.synthetic.distance_m": data.synthetic.distance_m}
+    for name, (low, high) in ranges.items():
+        if low > high:
+            raise RecipeError(src, name, "expected [min, max] with min <= max", [low, high])
+    _check_synthetic(recipe, src)
+
+
+def _check_synthetic(recipe, src):
+    synthetic = recipe.data.synthetic
+    classes = synthetic.pose_classes
+    for i, name in enumerate(classes):
+        if name not in POSE_CLASS_NAMES:
+            raise RecipeError(src, f"data.synthetic.pose_classes[{i}]", f"expected one of {list(POSE_CLASS_NAMES)}",
+                              name)
+    if not classes or len(set(classes)) != len(classes):
+        raise RecipeError(src, "data.synthetic.pose_classes", "expected a non-empty list of unique pose classes",
+                          classes)
+    if recipe.data.source != "synthetic" or recipe.task != "classification":
+        return
+    if tuple(synthetic.people) != (1, 1):
+        raise RecipeError(src, "data.synthetic.people", "classification labels a frame by its one person's pose "
+                          "class; expected [1, 1]", list(synthetic.people))
+    if len(classes) < 2:
+        raise RecipeError(src, "data.synthetic.pose_classes", "classification needs at least 2 pose classes", classes)
+    if recipe.data.classes is not None and list(recipe.data.classes) != list(classes):
+        raise RecipeError(src, "data.classes", f"expected the synthetic pose classes {list(classes)} (or null)",
+                          recipe.data.classes)
 
 
 def _check_train(recipe, src):

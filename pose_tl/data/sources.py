@@ -38,10 +38,30 @@ def train_validation_files(data_config, seed, verify=True):
     return split_files(files, data_config.validation_fraction, seed)
 
 
+def synthetic_builder(data_config, seed):
+    """The prepared TFDS builder of the recipe's synthetic settings (rendered on first use, then reused)."""
+    from types import SimpleNamespace
+
+    from pose_tl.data.people.tfds_builder import prepare_synthetic
+
+    synthetic = data_config.synthetic
+    settings = SimpleNamespace(
+        image_size=tuple(synthetic.image_size), people=tuple(synthetic.people),
+        pose_classes=tuple(synthetic.pose_classes), noise=synthetic.noise, flying_pixels=synthetic.flying_pixels,
+        dropout_rate=synthetic.dropout_rate, camera_height_m=tuple(synthetic.camera_height_m),
+        camera_tilt_deg=tuple(synthetic.camera_tilt_deg), distance_m=tuple(synthetic.distance_m))
+    frames = {"train": synthetic.train_frames, "validation": synthetic.validation_frames,
+              "test": synthetic.test_frames}
+    data_dir = synthetic.data_dir or cache_dir() / "tfds"
+    return prepare_synthetic(settings, seed, frames, data_dir)
+
+
 def class_names_for(data_config):
     """Class names without reading any data where the recipe says them, or the source fixes them."""
     if data_config.classes is not None:
         return list(data_config.classes)
     if data_config.source == "shapes":
         return list(SHAPE_CLASSES)
+    if data_config.source == "synthetic":
+        return list(data_config.synthetic.pose_classes)
     return scan_class_folders(data_config.root).class_names

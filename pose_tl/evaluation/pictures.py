@@ -29,11 +29,3 @@ def render_confusion_matrix(matrix, class_names, path):
     draw.text((4, MARGIN - 20), "true", fill="black", font=font)
     image.save(path)
     return path
-
-
-def colourise_depth(depth_m, min_m=0.5, max_m=4.5):
-    """float metres [H, W] -> RGB uint8, near warm and far cool; invalid pixels black."""
-    t = np.clip((np.nan_to_num(depth_m) - min_m) / (max_m - min_m), 0, 1)
-    rgb = np.stack([1.0 - t, 1.0 - np.abs(2 * t - 1), t], axis=-1)
-    rgb[~(np.isfinite(depth_m) & (depth_m > 0))] = 0
-    return (rgb * 255).astype(np.uint8)

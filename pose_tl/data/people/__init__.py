@@ -1,0 +1,1 @@
+"""Synthetic depth people (Shotton et al., CVPR 2011 style): skeletons, bodies, scenes, sensor model, labels."""
