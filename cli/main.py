@@ -60,7 +60,7 @@ def train(recipe, overrides, out, resume, no_export):
     from pose_tl import run
 
     result = run.train(load(recipe, overrides), out, resume=resume, export=False if no_export else None,
-                       command=" ".join(["pose-tl", *sys.argv[1:]]))
+                       command=" ".join(["pose-tl", *sys.argv[1:]]), log=click.echo)
     if "report_text" in result:
         click.echo(result["report_text"])
     click.echo(f"run folder:  {result['output_dir']}")

@@ -39,36 +39,49 @@ def prepare_output_dir(out_dir, allow_previous_run):
     return out_dir
 
 
-def train(recipe, out_dir=None, resume=False, export=None, command="train", verbose="auto"):
+def train(recipe, out_dir=None, resume=False, export=None, command="train", verbose="auto", log=print):
     """Train `recipe`'s model, then evaluate it on the validation split and export a SavedModel.
 
     Returns:
-        A dict with the paths written and the validation metrics.
+        A dict with the paths written, the precision used and the validation metrics.
     """
     import keras
 
-    from pose_tl.config.validation import frozen_layer_names
+    from pose_tl.config.validation import check_classification_data
     from pose_tl.data.classification_data import classification_splits
-    from pose_tl.models.classifier import backbone_of
-    from pose_tl.models.factory import build_model
     from pose_tl.run_record import write_run_record
-    from pose_tl.training.phases import train_phases
+    from pose_tl.training.precision import dtype_policy, resolve_precision
 
+    check_classification_data(recipe)
     out_dir = prepare_output_dir(out_dir or default_output_dir(recipe), resume)
     write_run_record(out_dir, recipe, command)
     keras.utils.set_random_seed(recipe.seed)
     data = classification_splits(recipe.data, seed=recipe.seed, input_size=recipe.model.input_size)
+    if data.datasets["train"] is None:
+        raise DataError(f"{recipe.source}: the training split is empty")
+    policy = resolve_precision(recipe.train.precision)
+    log(f"precision: {policy} (train.precision: {recipe.train.precision})")
+    with dtype_policy(policy):
+        result = _fit_evaluate_export(recipe, data, out_dir, resume, export, verbose)
+    result["precision"] = policy
+    return result
+
+
+def _fit_evaluate_export(recipe, data, out_dir, resume, export, verbose):
+    from pose_tl.config.validation import frozen_layer_names
+    from pose_tl.models.classifier import backbone_of
+    from pose_tl.models.factory import build_model
+    from pose_tl.training.phases import train_phases
+
     train_ds, val_ds = data.datasets["train"], data.datasets["validation"]
-    if train_ds is None:
-        raise DataError("the training split is empty")
     model = build_model(recipe.model, data.class_names)
     write_json_atomic(out_dir / "class_names.json", data.class_names)
-    steps_per_epoch = math.ceil(data.sizes["train"] / recipe.data.batch_size)
     histories = train_phases(
         model, backbone_of(model), train_ds, val_ds, recipe.train,
         frozen_layers=frozen_layer_names(recipe.model.backbone),
         learned_adapter=recipe.model.backbone.depth_adapter == "learned",
-        steps_per_epoch=steps_per_epoch, out_dir=out_dir, resume=resume, verbose=verbose)
+        steps_per_epoch=math.ceil(data.sizes["train"] / recipe.data.batch_size), out_dir=out_dir, resume=resume,
+        verbose=verbose)
     write_json_atomic(out_dir / "logs" / "history.json", histories)
     final = out_dir / FINAL_MODEL
     with atomic_path(final) as tmp:
@@ -109,10 +122,12 @@ def _evaluate_dataset(model, dataset, class_names, eval_dir, predict=None):
 
 def evaluate(recipe, model_path, out_dir=None, split="validation", command="evaluate"):
     """Evaluate a `.keras` checkpoint or SavedModel on the recipe's data split; writes reports into `out_dir`."""
+    from pose_tl.config.validation import check_classification_data
     from pose_tl.data.classification_data import classification_splits
     from pose_tl.export.loading import load_classifier
     from pose_tl.run_record import write_run_record
 
+    check_classification_data(recipe)
     classifier = load_classifier(model_path)
     data = classification_splits(recipe.data, seed=recipe.seed, input_size=recipe.model.input_size, splits=(split,),
                                  for_training=False)

@@ -87,6 +87,12 @@ def _check_synthetic(recipe, src):
     if not classes or len(set(classes)) != len(classes):
         raise RecipeError(src, "data.synthetic.pose_classes", "expected a non-empty list of unique pose classes",
                           classes)
+
+
+def check_classification_data(recipe):
+    """Checks for training / evaluating a classifier on synthetic people (the data commands accept crowds)."""
+    src, synthetic = recipe.source, recipe.data.synthetic
+    classes = synthetic.pose_classes
     if recipe.data.source != "synthetic" or recipe.task != "classification":
         return
     if tuple(synthetic.people) != (1, 1):

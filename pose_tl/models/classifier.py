@@ -19,7 +19,7 @@ def build_depth_classifier(backbone, head, *, input_size, min_m, max_m):
         min_m, max_m: the valid depth range, see `DepthPreprocessing`.
     """
     depth = keras.Input(shape=(*input_size, 1), name=DEPTH_INPUT, dtype="float32")
-    x = DepthPreprocessing(min_m=min_m, max_m=max_m, name="depth_preprocessing")(depth)
+    x = DepthPreprocessing(min_m=min_m, max_m=max_m, name="depth_preprocessing", dtype="float32")(depth)
     features = backbone(x)
     probabilities = head(features)
     probabilities = keras.layers.Identity(name=PROBABILITIES, dtype="float32")(probabilities)
