@@ -25,3 +25,14 @@ def test_wheel_contents(tmp_path):
     assert any(n.endswith("data/share/pose_tl/recipes/classify_vgg16_depth.yaml") for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "pose-tl = pose_tl.cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_every_package_is_listed_in_setup_cfg():
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(REPO / "setup.cfg")
+    listed = set(config["options"]["packages"].split())
+    found = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "pose_tl").rglob("__init__.py")}
+    found = {name for name in found if "__pycache__" not in name}
+    assert found | {"pose_tl.cli"} == listed

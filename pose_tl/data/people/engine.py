@@ -14,6 +14,7 @@ from pose_tl.data.people.poses import sample_body, sample_pose, skeleton_in_body
 from pose_tl.data.people.render import pixel_rays, render_capsules, render_planes
 from pose_tl.data.people.skeleton import JOINT, NUM_JOINTS, OCCLUDED, OUT_OF_FRAME, POSE_CLASSES, VISIBLE
 
+ENGINE_VERSION = 2  # part of every prepared dataset's name: bump when rendered frames change
 KINECT_V2_DEPTH = (512, 424, 365.5)  # width, height, focal length in pixels of Kinect v2's depth camera
 MAX_RANGE_M = 8.0
 PERSON_LABEL = 100  # surface labels >= this are people (label - PERSON_LABEL = person index)
@@ -54,12 +55,13 @@ def _yaw(points, degrees):
     return np.stack([x * np.cos(t) + z * np.sin(t), points[..., 1], -x * np.sin(t) + z * np.cos(t)], -1)
 
 
-def _place_people(rng, count, distance_range, half_fov_tan):
+def _place_people(rng, count, distance_range, half_fov_tan, back_wall_m, side_wall_m):
+    """Ground positions (x, z), apart from each other and inside the room; some are cut by the frame edge."""
     positions = []
     for _ in range(count):
         for _attempt in range(20):
-            z = rng.uniform(*distance_range)
-            x = rng.uniform(-1.15, 1.15) * z * half_fov_tan  # some people are cut by the frame edge
+            z = min(rng.uniform(*distance_range), back_wall_m - 0.5)
+            x = float(np.clip(rng.uniform(-1.15, 1.15) * z * half_fov_tan, 0.4 - side_wall_m, side_wall_m - 0.4))
             if all(np.hypot(x - px, z - pz) > MIN_SEPARATION_M for px, pz in positions):
                 positions.append((x, z))
                 break
@@ -96,13 +98,16 @@ def apply_sensor_model(depth, labels, rng, dropout_rate, flying_pixels):
 
 
 def _visibility(joints_cam, joints_2d, radii, clean_depth, instance, person, height, width):
+    trunk_radius = radii[JOINT["torso"]]
     vis = np.full(NUM_JOINTS, OUT_OF_FRAME, np.int8)
     for j in range(NUM_JOINTS):
         u, v = joints_2d[j]
         if not (0 <= u < width and 0 <= v < height) or joints_cam[j, 2] <= 0:
             continue
         row, col = int(v), int(u)
-        own_surface = instance[row, col] == person + 1 and clean_depth[row, col] > joints_cam[j, 2] - radii[j] - 0.04
+        # The joint is inside the body: its own surface may lie up to the trunk's thickness in front of it.
+        own_surface = (instance[row, col] == person + 1
+                       and clean_depth[row, col] > joints_cam[j, 2] - max(radii[j], trunk_radius) - 0.05)
         vis[j] = VISIBLE if own_surface else OCCLUDED
     return vis
 
@@ -123,12 +128,13 @@ def render_people_frame(seed, index, settings, stream=0):
     camera = Camera(intrinsics, float(rng.uniform(*settings.camera_height_m)),
                     float(rng.uniform(*settings.camera_tilt_deg)))
     rays = pixel_rays(height, width, intrinsics)
-    planes = camera.room_planes(rng.uniform(5.0, 7.5), rng.uniform(2.5, 4.5))
-    depth, labels = render_planes(rays, planes)
+    back_wall = max(rng.uniform(5.0, 7.5), settings.distance_m[1] + 1.0)
+    side_wall = rng.uniform(2.5, 4.5)
+    depth, labels = render_planes(rays, camera.room_planes(back_wall, side_wall))
     labels = labels + 1
 
     count = int(rng.integers(settings.people[0], settings.people[1] + 1))
-    positions = _place_people(rng, count, settings.distance_m, (width / 2) / intrinsics[0])
+    positions = _place_people(rng, count, settings.distance_m, (width / 2) / intrinsics[0], back_wall, side_wall)
     people = []
     for person, (x, z) in enumerate(positions):
         pose_class = settings.pose_classes[int(rng.integers(len(settings.pose_classes)))]

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import numpy as np
 import tensorflow_datasets as tfds
 
-from pose_tl.data.people.engine import render_people_frame
+from pose_tl.data.people.engine import ENGINE_VERSION, render_people_frame
 from pose_tl.data.people.skeleton import JOINT_NAMES, NUM_JOINTS, POSE_CLASSES
 
 SPLIT_STREAMS = {"train": 0, "validation": 1, "test": 2}
@@ -37,7 +37,7 @@ def default_settings(**changes):
 def settings_key(settings, seed, frames):
     """A short, stable name for one set of engine settings, seed and split sizes."""
     payload = json.dumps({"settings": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(settings).items()},
-                          "seed": seed, "frames": frames}, sort_keys=True, default=list)
+                          "seed": seed, "frames": frames, "engine": ENGINE_VERSION}, sort_keys=True, default=list)
     return hashlib.sha1(payload.encode()).hexdigest()[:10]
 
 
