@@ -136,6 +136,7 @@ class TrainConfig:
     weight_decay: float = bounded(0.0, min=0.0, max=1.0)  # adamw only
     momentum: float = bounded(0.9, min=0.0, max=1.0)  # sgd only
     early_stopping_patience: Optional[int] = bounded(None, min=1, max=100000)  # epochs without val_loss gain
+    clip_gradient_norm: Optional[float] = bounded(None, min=0.0, min_exclusive=True, max=1e6)  # global norm
     # auto: mixed_bfloat16 on CPUs with AVX512_BF16 / AMX (~2x faster here), mixed_float16 on GPUs, else float32.
     precision: Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"] = "auto"
     tensorboard: bool = True

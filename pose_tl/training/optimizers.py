@@ -16,8 +16,9 @@ def build_learning_rate(phase, steps_per_epoch):
 
 def build_optimizer(train_config, phase, steps_per_epoch):
     learning_rate = build_learning_rate(phase, steps_per_epoch)
+    clip = {"global_clipnorm": train_config.clip_gradient_norm} if train_config.clip_gradient_norm else {}
     if train_config.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=train_config.momentum)
+        return keras.optimizers.SGD(learning_rate, momentum=train_config.momentum, **clip)
     if train_config.optimizer == "adamw":
-        return keras.optimizers.AdamW(learning_rate, weight_decay=train_config.weight_decay)
-    return keras.optimizers.Adam(learning_rate)
+        return keras.optimizers.AdamW(learning_rate, weight_decay=train_config.weight_decay, **clip)
+    return keras.optimizers.Adam(learning_rate, **clip)

@@ -10,6 +10,7 @@ import keras
 
 from pose_tl.backbones.freezing import set_trainable_layers
 from pose_tl.models.classifier import PROBABILITIES
+from pose_tl.training.divergence import StopOnNonFiniteLoss
 from pose_tl.training.optimizers import build_optimizer
 from pose_tl.training.resume import ResumeState, SaveBestModel, SaveResumeState
 
@@ -20,14 +21,14 @@ def compile_classifier(model, optimizer):
                   metrics={PROBABILITIES: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]})
 
 
-def phase_callbacks(train_config, phase, phase_index, out_dir, state, best, has_validation):
+def phase_callbacks(train_config, phase, phase_index, out_dir, state, best, has_validation, divergence):
     logs = Path(out_dir) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     callbacks = [
+        divergence,  # first, so no later callback saves a diverged model
+        SaveResumeState(state, phase_index),  # before the CSV row: a logged epoch is always a resumable one
         keras.callbacks.CSVLogger(str(logs / f"{phase_index}_{phase.name}.csv"), append=True),
-        SaveResumeState(state, phase_index),
         best,
-        keras.callbacks.TerminateOnNaN(),
     ]
     if train_config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(logs / "tensorboard" / phase.name), write_graph=False))
@@ -67,10 +68,12 @@ def train_phases(model, backbone, train_ds, val_ds, train_config, *, frozen_laye
         if initial_epoch:
             optimizer.build(model.trainable_variables)
             optimizer.iterations.assign(initial_epoch * steps_per_epoch)  # schedules continue, not restart
+        divergence = StopOnNonFiniteLoss(phase.name, f"train.phases[{index}]")
         history = model.fit(train_ds, validation_data=val_ds, epochs=phase.epochs, initial_epoch=initial_epoch,
                             callbacks=phase_callbacks(train_config, phase, index, out_dir, state, best,
-                                                      val_ds is not None),
+                                                      val_ds is not None, divergence),
                             verbose=verbose)
+        divergence.raise_if_diverged()
         state.save(model, index, phase.epochs)  # early stopping ends the phase for good, resume included
         histories.append({"phase": phase.name, "history": history.history})
     return histories

@@ -6,6 +6,7 @@ from pathlib import Path
 import keras
 
 from pose_tl.atomic import atomic_path, write_json_atomic
+from pose_tl.training.divergence import finite_loss
 
 STATE_FILE = "state.json"
 
@@ -45,7 +46,8 @@ class SaveResumeState(keras.callbacks.Callback):
         self.phase_index = phase_index
 
     def on_epoch_end(self, epoch, logs=None):
-        self.state.save(self.model, self.phase_index, epoch + 1)
+        if finite_loss(logs):
+            self.state.save(self.model, self.phase_index, epoch + 1)
 
 
 class SaveBestModel(keras.callbacks.Callback):
@@ -59,7 +61,7 @@ class SaveBestModel(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
-        if value is None or not value < self.best:
+        if value is None or not finite_loss(logs) or not value < self.best:
             return
         self.best = float(value)
         with atomic_path(self.path) as tmp:

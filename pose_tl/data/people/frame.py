@@ -18,6 +18,9 @@ class PeopleFrame:
         visibility: int8 [P, J], 0 out of frame, 1 occluded, 2 visible.
         boxes: float32 [P, 4], (x, y, width, height) pixels of the visible person (COCO convention).
         pose_classes: int32 [P], index into `skeleton.POSE_CLASSES` (-1 if unknown).
+
+    Readers of real formats put NaN where a file lacks a value (intrinsics, 3D joints, 2D joints that COCO leaves
+    out); the synthetic engine never does.
     """
 
     depth_mm: np.ndarray
