@@ -10,6 +10,14 @@ import numpy as np
 
 LOADER = textwrap.dedent("""
     import json, sys
+
+    class NoPoseTL:  # behave as if pose_tl were not installed at all
+        def find_spec(self, name, path=None, target=None):
+            if name == "pose_tl" or name.startswith("pose_tl."):
+                raise ImportError("pose_tl is not installed in this process")
+            return None
+
+    sys.meta_path.insert(0, NoPoseTL())
     import numpy as np
     import tensorflow as tf
     path, depth_file = sys.argv[1], sys.argv[2]
