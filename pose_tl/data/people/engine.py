@@ -14,7 +14,7 @@ from pose_tl.data.people.poses import sample_body, sample_pose, skeleton_in_body
 from pose_tl.data.people.render import pixel_rays, render_capsules, render_planes
 from pose_tl.data.people.skeleton import JOINT, NUM_JOINTS, OCCLUDED, OUT_OF_FRAME, POSE_CLASSES, VISIBLE
 
-ENGINE_VERSION = 2  # part of every prepared dataset's name: bump when rendered frames change
+ENGINE_VERSION = 3  # part of every prepared dataset's name: bump when rendered frames change
 KINECT_V2_DEPTH = (512, 424, 365.5)  # width, height, focal length in pixels of Kinect v2's depth camera
 MAX_RANGE_M = 8.0
 PERSON_LABEL = 100  # surface labels >= this are people (label - PERSON_LABEL = person index)
@@ -76,6 +76,7 @@ def apply_sensor_model(depth, labels, rng, dropout_rate, flying_pixels):
     noisy = np.where(valid, depth + rng.normal(size=depth.shape) * sigma, 0.0)
     holes = rng.random(depth.shape) < dropout_rate
     flying = np.zeros(depth.shape, bool)
+    nearer_neighbour = depth.copy()  # for a far-side edge pixel: the depth across the edge
     for axis in (0, 1):
         near = np.take(depth, range(depth.shape[axis] - 1), axis=axis)
         far = np.take(depth, range(1, depth.shape[axis]), axis=axis)
@@ -85,14 +86,16 @@ def apply_sensor_model(depth, labels, rng, dropout_rate, flying_pixels):
         pad = [(0, 0), (0, 0)]
         pad[axis] = (0, 1)
         first_mask = np.pad(edge & ~second_is_far, pad)
+        nearer_neighbour = np.where(first_mask, np.pad(far, pad, mode="edge"), nearer_neighbour)
         pad[axis] = (1, 0)
         second_mask = np.pad(edge & second_is_far, pad)
+        nearer_neighbour = np.where(second_mask, np.pad(near, pad, mode="edge"), nearer_neighbour)
         shadow = (first_mask | second_mask) & (rng.random(depth.shape) < 0.7)
         holes |= shadow
         flying |= (first_mask | second_mask) & ~shadow
-    if flying_pixels:
-        blur = np.where(flying, noisy * rng.uniform(0.9, 1.0, depth.shape), noisy)
-        noisy = blur
+    if flying_pixels:  # time-of-flight mixes the two surfaces: a depth between them
+        mix = rng.uniform(0.2, 0.8, depth.shape)
+        noisy = np.where(flying & valid, noisy + mix * (nearer_neighbour - depth), noisy)
     noisy[holes | (noisy <= 0) | (noisy > MAX_RANGE_M)] = 0.0
     return np.round(noisy * 1000.0) / 1000.0
 

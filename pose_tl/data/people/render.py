@@ -57,7 +57,9 @@ def capsule_pixel_box(a, b, radius, intrinsics, height, width):
         return None
     xs = np.array([a[0], b[0]]) / np.array([a[2], b[2]])
     ys = np.array([a[1], b[1]]) / np.array([a[2], b[2]])
-    pad_x, pad_y = radius / z_min * fx + 1, radius / z_min * fy + 1
+    # Off-axis, a sphere's silhouette is wider than r / z by up to 1 / cos^2 of the view angle.
+    widening = 1.0 + float(np.max(xs ** 2) + np.max(ys ** 2))
+    pad_x, pad_y = radius / z_min * fx * widening + 1, radius / z_min * fy * widening + 1
     left = int(np.floor(xs.min() * fx + cx - pad_x))
     right = int(np.ceil(xs.max() * fx + cx + pad_x)) + 1
     top = int(np.floor(ys.min() * fy + cy - pad_y))
