@@ -17,13 +17,18 @@ class RecipeError(PoseTLError):
 
     def __init__(self, source, field, expected, received=None, *, has_received=True):
         self.source = str(source)
-        self.field = field
+        self.field = _one_line(str(field))
         self.expected = expected
-        where = f"{self.source}: {field}" if field else self.source
+        where = f"{self.source}: {self.field}" if self.field else self.source
         message = f"{where}: {expected}"
         if has_received:
             message += f"; received {received!r}"
-        super().__init__(message)
+        super().__init__(_one_line(message))
+
+
+def _one_line(text):
+    """Escape line breaks and other control characters so an error stays one line."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
 
 
 class DataError(PoseTLError):

@@ -167,7 +167,10 @@ def predict(model_path, files, top_k=3, npy_units="m"):
     classifier = load_classifier(model_path)
     results = []
     for path in files:
-        probabilities = classifier.predict(read_depth(path, npy_units)[None])[0]
+        depth = read_depth(path, npy_units)
+        if not np.any(depth > 0):
+            raise DataError(f"{path}: depth holds no valid pixel (all zero, negative or non-finite)")
+        probabilities = classifier.predict(depth[None])[0]
         order = np.argsort(-probabilities)[:top_k]
         results.append({"file": str(path), "top_k": [
             {"class": classifier.class_names[i], "probability": float(probabilities[i])} for i in order]})

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from pose_tl.config.schema import WEIGHT_KEYWORDS, Recipe
-from pose_tl.config.validation import check_recipe
+from pose_tl.config.validation import check_recipe, is_existing
 from pose_tl.errors import RecipeError
 
 OVERRIDES_SOURCE = "--set"
@@ -28,7 +28,9 @@ class _StrictLoader(yaml.SafeLoader):
 
 def _construct_mapping(loader, node, deep=False):
     seen = set()
-    for key_node, _ in node.value:
+    for key_node, _ in node.value:  # keys written in this mapping; `<<: *anchor` merges may be overridden
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
         key = loader.construct_object(key_node, deep=deep)
         if not isinstance(key, collections.abc.Hashable):
             raise yaml.constructor.ConstructorError(
@@ -39,7 +41,7 @@ def _construct_mapping(loader, node, deep=False):
                 None, None, f"duplicate key {key!r}", key_node.start_mark
             )
         seen.add(key)
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)  # flattens merge keys, as safe_load does
 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
@@ -49,6 +51,23 @@ _StrictLoader.add_implicit_resolver(
     re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
     list("-+0123456789"),
 )
+
+
+# PyYAML reports bad scalars (`!!int twelve`, `2001-13-45`, a 5000-digit int) and deep nesting with Python
+# exceptions, not only YAMLError.
+YAML_FAILURES = (yaml.YAMLError, ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError)
+
+
+def _parse_yaml(text, source, field, is_override=False):
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except YAML_FAILURES as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = (getattr(exc, "problem", None) or (str(exc).splitlines() or [type(exc).__name__])[0])[:200]
+        if is_override:
+            raise RecipeError(source, field, f"expected a YAML value ({problem})", text) from None
+        raise RecipeError(source, field, f"malformed YAML{where}: {problem}", has_received=False) from None
 
 
 def read_yaml_mapping(path):
@@ -69,13 +88,7 @@ def read_yaml_mapping(path):
     except UnicodeDecodeError as exc:
         raise RecipeError(path, "", f"expected UTF-8 text, found an invalid byte at offset {exc.start}",
                           has_received=False) from None
-    try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise RecipeError(path, "", f"malformed YAML{where}: {problem}", has_received=False) from None
+    data = _parse_yaml(text, path, "")
     if data is None:
         raise RecipeError(path, "", "the recipe is empty; expected a mapping such as `task: classification`",
                           has_received=False)
@@ -146,7 +159,7 @@ def _load_with_bases(path, chain):
     if not isinstance(base, str) or not base:
         raise RecipeError(path, "base", "expected the path of another recipe file", base)
     base_path = path.parent / base
-    if not base_path.is_file():
+    if not is_existing(base_path, "file"):
         raise RecipeError(path, "base", f"base recipe not found at {base_path}", base)
     return deep_merge(_load_with_bases(base_path, [*chain, path]), data)
 
@@ -157,10 +170,7 @@ def parse_override(text, source=OVERRIDES_SOURCE):
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
         raise RecipeError(source, key or text, "expected KEY.PATH=VALUE, e.g. train.phases=[{epochs: 1}]", text)
-    try:
-        parsed = yaml.load(value, Loader=_StrictLoader) if value.strip() else None  # noqa: S506
-    except yaml.YAMLError:
-        raise RecipeError(source, key, "expected a YAML value", value) from None
+    parsed = _parse_yaml(value, source, key, is_override=True) if value.strip() else None
     nested = parsed
     for part in reversed(key.split(".")):
         nested = {part: nested}
@@ -290,7 +300,7 @@ def convert(value, tp, path, source, meta=None):
     if tp is str:
         if not isinstance(value, str):
             raise RecipeError(source, path, "expected a string", value)
-        if meta.get("must_exist") and not Path(value).exists():
+        if meta.get("must_exist") and not is_existing(value):
             raise RecipeError(source, path, "expected an existing path", value)
         return value
     raise TypeError(f"unsupported recipe type {tp!r} at {path}")  # a schema bug, not a user error

@@ -9,6 +9,15 @@ from pose_tl.errors import RecipeError
 WEIGHT_SUFFIXES = (".h5", ".weights.h5", ".keras")
 
 
+def is_existing(path, kind="any"):
+    """Path.exists / is_file / is_dir that answer False for names the OS rejects (too long, bad bytes)."""
+    try:
+        path = Path(path)
+        return {"file": path.is_file, "dir": path.is_dir, "any": path.exists}[kind]()
+    except (OSError, ValueError):
+        return False
+
+
 def frozen_layer_names(backbone):
     """Layer names kept frozen in every phase, from `freeze.up_to` or `freeze.blocks`."""
     names = vgg_layer_names(backbone.name)
@@ -37,7 +46,7 @@ def _check_backbone(recipe, src):
             raise RecipeError(src, "model.backbone.weights",
                               f"expected one of {list(WEIGHT_KEYWORDS)} or a path to a .h5 / .weights.h5 file",
                               weights)
-        if not path.is_file():
+        if not is_existing(path, "file"):
             raise RecipeError(src, "model.backbone.weights", "expected an existing weights file", weights)
     if weights == "hed-bsds500" and backbone.name != "vgg16":
         raise RecipeError(src, "model.backbone.weights", "hed-bsds500 holds VGG16 weights; use name: vgg16 "
@@ -59,7 +68,7 @@ def _check_data(recipe, src):
     if data.source == "folder":
         if data.root is None:
             raise RecipeError(src, "data.root", "expected the folder with one sub-folder per class", None)
-        if not Path(data.root).is_dir():
+        if not is_existing(data.root, "dir"):
             raise RecipeError(src, "data.root", "expected an existing folder with one sub-folder per class",
                               data.root)
     if data.classes is not None:

@@ -26,7 +26,7 @@ def read_depth_png(path):
             array = np.array(image)
     except DataError:
         raise
-    except (OSError, ValueError, SyntaxError) as exc:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DataError(f"{path}: cannot decode PNG ({exc})") from None
     if array.ndim != 2:
         raise DataError(f"{path}: expected a 2-D depth image; found shape {array.shape}")
@@ -35,15 +35,17 @@ def read_depth_png(path):
 
 def read_depth_npy(path, units="m"):
     """A 2-D .npy array in metres or millimetres -> float32 metres [H, W]; non-finite or <= 0 become 0."""
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
+    try:  # memory-mapped: a header that promises more than the file holds fails here, not as a huge allocation
+        array = np.load(path, allow_pickle=False, mmap_mode="r")
+    except (OSError, ValueError, EOFError, MemoryError) as exc:
         raise DataError(f"{path}: cannot read .npy depth ({exc})") from None
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
-    if array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
-        raise DataError(f"{path}: expected a numeric 2-D depth array [H, W]; found {array.dtype} {array.shape}")
-    depth = array.astype(np.float32)
+    if array.ndim != 2 or not np.issubdtype(array.dtype, np.number) or array.size == 0:
+        raise DataError(f"{path}: expected a numeric 2-D depth array [H, W] with at least one pixel; "
+                        f"found {array.dtype} {array.shape}")
+    with np.errstate(all="ignore"):
+        depth = np.array(array, dtype=np.float32)
     if units == "mm":
         depth = depth / MM_PER_M
     depth[~np.isfinite(depth) | (depth <= 0)] = 0.0
