@@ -17,7 +17,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	rm -rf $(DEMO_OUT)
-	$(BIN)/pose-tl train recipes/classify_vgg16_depth.yaml --out $(DEMO_OUT)
+	$(BIN)/pose-tl train recipes/classify_poses_vgg16_depth.yaml --out $(DEMO_OUT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
