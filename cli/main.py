@@ -129,12 +129,9 @@ def export(recipe, overrides, checkpoint, out):
 @user_errors
 def inspect(recipe, overrides):
     """Print each backbone block (frozen or trained in which phases), parameter counts and output stride."""
-    from pose_tl.data.sources import class_names_for
-    from pose_tl.inspection import describe_model
-    from pose_tl.models.factory import build_model
+    from pose_tl.inspection import inspect_recipe
 
-    config = load(recipe, overrides)
-    click.echo(describe_model(config, build_model(config.model, class_names_for(config.data))), nl=False)
+    click.echo(inspect_recipe(load(recipe, overrides)), nl=False)
 
 
 @main.group()

@@ -15,7 +15,7 @@ def describe_model(recipe, model):
              f"backbone: {recipe.model.backbone.name} (weights: {recipe.model.backbone.weights}, "
              f"depth adapter: {recipe.model.backbone.depth_adapter})",
              f"input: {list(recipe.model.input_size)} depth, valid range {recipe.model.depth.min_m}-"
-             f"{recipe.model.depth.max_m} m; output stride {OUTPUT_STRIDE}", "",
+             f"{recipe.model.depth.max_m} m; backbone output stride {OUTPUT_STRIDE}", "",
              f"{'part':<22}{'params':>12}  status"]
     total = 0
     for block in vgg_block_names(recipe.model.backbone.name):
@@ -33,9 +33,33 @@ def describe_model(recipe, model):
         else:
             status = "not frozen, but no phase unfreezes it"
         lines.append(f"{block:<22}{params:>12,}  {status}")
-    head = model.get_layer("classification_head")
-    lines.append(f"{'head (' + str(len(head.class_names)) + ' classes)':<22}{head.count_params():>12,}  "
-                 f"trains in phases: {', '.join(p.name for p in recipe.train.phases)}")
+    phases = ", ".join(p.name for p in recipe.train.phases)
+    if recipe.task == "pose":
+        head = model.get_layer("pose_head")
+        pose = recipe.model.pose
+        label = f"pose head ({pose.stages} stages)"
+        detail = (f"heatmaps + PAFs at output stride {pose.output_stride}: "
+                  f"{recipe.model.input_size[0] // pose.output_stride}x{recipe.model.input_size[1] // pose.output_stride}")
+    else:
+        head = model.get_layer("classification_head")
+        label = f"head ({len(head.class_names)} classes)"
+        detail = f"classes: {', '.join(head.class_names)}"
+    lines.append(f"{label:<22}{head.count_params():>12,}  trains in phases: {phases}")
     total += head.count_params()
-    lines += [f"{'total':<22}{total:>12,}", f"classes: {', '.join(head.class_names)}"]
+    lines += [f"{'total':<22}{total:>12,}", detail]
     return "\n".join(lines) + "\n"
+
+
+def inspect_recipe(recipe):
+    """Build the recipe's model (with its weights) and describe it."""
+    from pose_tl.models.factory import build_model, build_pose_model
+
+    if recipe.task == "pose":
+        from pose_tl.data.people.skeleton import LIMBS, NUM_JOINTS
+
+        model = build_pose_model(recipe.model, NUM_JOINTS, len(LIMBS))
+    else:
+        from pose_tl.data.sources import class_names_for
+
+        model = build_model(recipe.model, class_names_for(recipe.data))
+    return describe_model(recipe, model)

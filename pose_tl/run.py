@@ -56,15 +56,48 @@ def train(recipe, out_dir=None, resume=False, export=None, command="train", verb
     out_dir = prepare_output_dir(out_dir or default_output_dir(recipe), resume)
     write_run_record(out_dir, recipe, command)
     keras.utils.set_random_seed(recipe.seed)
-    data = classification_splits(recipe.data, seed=recipe.seed, input_size=recipe.model.input_size)
+    if recipe.task == "pose":
+        from pose_tl.data.pose_data import pose_splits
+
+        data = pose_splits(recipe.data, recipe.model.pose, seed=recipe.seed, input_size=recipe.model.input_size)
+    else:
+        data = classification_splits(recipe.data, seed=recipe.seed, input_size=recipe.model.input_size)
     if data.datasets["train"] is None:
         raise DataError(f"{recipe.source}: the training split is empty")
     policy = resolve_precision(recipe.train.precision)
     log(f"precision: {policy} (train.precision: {recipe.train.precision})")
     with dtype_policy(policy):
-        result = _fit_evaluate_export(recipe, data, out_dir, resume, export, verbose)
+        if recipe.task == "pose":
+            result = _fit_pose(recipe, data, out_dir, resume, export, verbose, log)
+        else:
+            result = _fit_evaluate_export(recipe, data, out_dir, resume, export, verbose)
     result["precision"] = policy
     return result
+
+
+def _fit_pose(recipe, data, out_dir, resume, export, verbose, log):
+    """Train the pose model. Decoding to skeletons, pose metrics and the pose SavedModel are not built yet."""
+    from pose_tl.config.validation import frozen_layer_names
+    from pose_tl.data.people.skeleton import LIMBS, NUM_JOINTS
+    from pose_tl.models.factory import build_pose_model
+    from pose_tl.training.phases import compile_pose_model, train_phases
+
+    model = build_pose_model(recipe.model, NUM_JOINTS, len(LIMBS))
+    histories = train_phases(
+        model, model.get_layer(f"{recipe.model.backbone.name}_depth_pyramid"), data.datasets["train"],
+        data.datasets["validation"], recipe.train, frozen_layers=frozen_layer_names(recipe.model.backbone),
+        learned_adapter=recipe.model.backbone.depth_adapter == "learned",
+        steps_per_epoch=math.ceil(data.sizes["train"] / recipe.data.batch_size), out_dir=out_dir, resume=resume,
+        verbose=verbose, compile_model=compile_pose_model)
+    write_json_atomic(out_dir / "logs" / "history.json", histories)
+    final = out_dir / FINAL_MODEL
+    with atomic_path(final) as tmp:
+        model.save(str(tmp))
+    if recipe.train.export_at_end if export is None else export:
+        log("note: the pose SavedModel (decoded 3D skeletons) is not available yet; the checkpoint has the "
+            "heatmaps and PAFs")
+    return {"output_dir": str(out_dir), "checkpoint": str(final), "train_samples": data.sizes["train"],
+            "validation_samples": data.sizes["validation"]}
 
 
 def _fit_evaluate_export(recipe, data, out_dir, resume, export, verbose):

@@ -58,9 +58,19 @@ class ClassificationHeadConfig:
 
 
 @dataclass(frozen=True)
+class PoseHeadConfig:
+    output_stride: Literal[4, 8] = 8  # 8: cheaper; 4: finer joints on small inputs
+    sigma: float = bounded(1.5, min=0.1, max=50.0)  # heatmap Gaussian std, px at the output stride (~joint radius)
+    paf_width: float = bounded(1.0, min=0.1, max=50.0)  # half-width of a limb's affinity field, output px
+    channels: int = bounded(128, min=8, max=4096)  # width of the head's convolutions
+    stages: int = bounded(2, min=1, max=6)  # 1 + refinement stages, each supervised (OpenPose)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
-    head: ClassificationHeadConfig = field(default_factory=ClassificationHeadConfig)
+    head: ClassificationHeadConfig = field(default_factory=ClassificationHeadConfig)  # task: classification
+    pose: PoseHeadConfig = field(default_factory=PoseHeadConfig)  # task: pose
     depth: DepthRangeConfig = field(default_factory=DepthRangeConfig)
     # [height, width] fed to the backbone; a multiple of 32 (VGG's output stride).
     input_size: tuple[int, int] = bounded((64, 64), min=32, max=2048)
@@ -145,7 +155,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class Recipe:
-    task: Literal["classification"] = "classification"
+    task: Literal["classification", "pose"] = "classification"
     seed: int = bounded(0, min=0, max=2**31 - 1)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)

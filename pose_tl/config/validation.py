@@ -53,6 +53,12 @@ def _check_backbone(recipe, src):
                           "or weights: imagenet / none / a file", f"hed-bsds500 with {backbone.name}")
 
 
+def _check_task(recipe, src):
+    if recipe.task == "pose" and recipe.data.source != "synthetic":
+        raise RecipeError(src, "data.source", "the pose task trains on people data; expected 'synthetic' "
+                          "(COCO-style and ITOP sources come next)", recipe.data.source)
+
+
 def _check_model(recipe, src):
     height, width = recipe.model.input_size
     if height % 32 or width % 32:
@@ -142,6 +148,7 @@ def check_recipe(recipe):
     """Raise RecipeError for the first cross-field problem in `recipe`."""
     src = recipe.source
     _check_backbone(recipe, src)
+    _check_task(recipe, src)
     _check_model(recipe, src)
     _check_data(recipe, src)
     _check_train(recipe, src)

@@ -2,7 +2,9 @@
 
 from pose_tl.backbones.vgg import build_vgg_backbone
 from pose_tl.heads.classification import ClassificationHead
+from pose_tl.heads.pose import PoseHead
 from pose_tl.models.classifier import build_depth_classifier
+from pose_tl.models.pose_model import build_depth_pose_model
 
 
 def build_backbone(backbone_config):
@@ -19,3 +21,13 @@ def build_model(model_config, class_names):
     return build_depth_classifier(build_backbone(model_config.backbone), head,
                                   input_size=model_config.input_size,
                                   min_m=model_config.depth.min_m, max_m=model_config.depth.max_m)
+
+
+def build_pose_model(model_config, num_joints, num_limbs):
+    """The pose model for `model_config`: random head, the recipe's backbone weights."""
+    pose = model_config.pose
+    head = PoseHead(num_joints, num_limbs, channels=pose.channels, stages=pose.stages, name="pose_head")
+    return build_depth_pose_model(build_backbone(model_config.backbone), head,
+                                  backbone_name=model_config.backbone.name, output_stride=pose.output_stride,
+                                  input_size=model_config.input_size, min_m=model_config.depth.min_m,
+                                  max_m=model_config.depth.max_m)

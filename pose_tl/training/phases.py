@@ -21,6 +21,11 @@ def compile_classifier(model, optimizer):
                   metrics={PROBABILITIES: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]})
 
 
+def compile_pose_model(model, optimizer):
+    """L2 on every stage's heatmaps and PAFs (intermediate supervision, as OpenPose)."""
+    model.compile(optimizer=optimizer, loss={name: keras.losses.MeanSquaredError() for name in model.output_names})
+
+
 def phase_callbacks(train_config, phase, phase_index, out_dir, state, best, has_validation, divergence):
     logs = Path(out_dir) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -39,7 +44,7 @@ def phase_callbacks(train_config, phase, phase_index, out_dir, state, best, has_
 
 
 def train_phases(model, backbone, train_ds, val_ds, train_config, *, frozen_layers, learned_adapter,
-                 steps_per_epoch, out_dir, resume=False, verbose="auto"):
+                 steps_per_epoch, out_dir, resume=False, verbose="auto", compile_model=compile_classifier):
     """Run every phase of `train_config`, or the remaining ones when resuming.
 
     Returns:
@@ -64,7 +69,7 @@ def train_phases(model, backbone, train_ds, val_ds, train_config, *, frozen_laye
         set_trainable_layers(backbone, frozen_layers=frozen_layers, unfreeze=phase.unfreeze,
                              learned_adapter=learned_adapter)
         optimizer = build_optimizer(train_config, phase, steps_per_epoch)
-        compile_classifier(model, optimizer)
+        compile_model(model, optimizer)
         if initial_epoch:
             optimizer.build(model.trainable_variables)
             optimizer.iterations.assign(initial_epoch * steps_per_epoch)  # schedules continue, not restart

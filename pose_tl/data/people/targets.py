@@ -1,0 +1,61 @@
+"""Training targets of the pose head, in TensorFlow ops: joint heatmaps and part affinity fields.
+
+Heatmaps are Gaussians around each visible joint (max over people), as OpenPose; part affinity fields are, for
+each limb, the unit vector from parent to child joint on pixels within `paf_width` of the limb segment, averaged
+where people overlap (Cao et al., CVPR 2017). Coordinates are in output pixels: input pixels / output stride.
+"""
+
+import tensorflow as tf
+
+from pose_tl.data.people.skeleton import LIMBS, VISIBLE
+
+
+def output_grid(output_size):
+    """Pixel-centre coordinates [Ho, Wo] x and y of the output map."""
+    height, width = output_size
+    ys, xs = tf.meshgrid(tf.range(height, dtype=tf.float32) + 0.5, tf.range(width, dtype=tf.float32) + 0.5,
+                         indexing="ij")
+    return xs, ys
+
+
+def joint_heatmaps(joints_2d, visibility, output_size, stride, sigma):
+    """[Ho, Wo, J] Gaussian maps; only joints with visibility 2 (visible) get a peak.
+
+    Args:
+        joints_2d: [P, J, 2] input-pixel (x, y).
+        visibility: [P, J].
+        output_size: (Ho, Wo).
+        stride: input pixels per output pixel.
+        sigma: Gaussian std in output pixels.
+    """
+    xs, ys = output_grid(output_size)
+    joints = tf.cast(joints_2d, tf.float32) / float(stride)  # [P, J, 2]
+    dx = xs[:, :, None, None] - joints[None, None, :, :, 0]
+    dy = ys[:, :, None, None] - joints[None, None, :, :, 1]
+    gauss = tf.exp(-(dx * dx + dy * dy) / (2.0 * sigma * sigma))  # [Ho, Wo, P, J]
+    visible = tf.cast(tf.equal(visibility, VISIBLE), tf.float32)[None, None]
+    return tf.maximum(tf.reduce_max(gauss * visible, axis=2), 0.0)  # max over no people is -inf: clamp to 0
+
+
+def part_affinity_fields(joints_2d, visibility, output_size, stride, paf_width):
+    """[Ho, Wo, 2L] fields, (x, y) per limb in `LIMBS` order; limbs need both joints visible."""
+    xs, ys = output_grid(output_size)
+    joints = tf.cast(joints_2d, tf.float32) / float(stride)
+    parents = tf.gather(joints, [a for a, _ in LIMBS], axis=1)  # [P, L, 2]
+    children = tf.gather(joints, [b for _, b in LIMBS], axis=1)
+    both = (tf.gather(visibility, [a for a, _ in LIMBS], axis=1) == VISIBLE) & (
+        tf.gather(visibility, [b for _, b in LIMBS], axis=1) == VISIBLE)
+    vector = children - parents
+    length = tf.norm(vector, axis=-1)  # [P, L]
+    unit = vector / tf.maximum(length, 1e-6)[..., None]
+    px = xs[:, :, None, None] - parents[None, None, :, :, 0]  # [Ho, Wo, P, L]
+    py = ys[:, :, None, None] - parents[None, None, :, :, 1]
+    along = px * unit[None, None, :, :, 0] + py * unit[None, None, :, :, 1]
+    across = tf.abs(px * unit[None, None, :, :, 1] - py * unit[None, None, :, :, 0])
+    on_limb = (along >= 0) & (along <= length[None, None]) & (across <= paf_width) & both[None, None] & (
+        length[None, None] > 1e-6)
+    weight = tf.cast(on_limb, tf.float32)  # [Ho, Wo, P, L]
+    count = tf.reduce_sum(weight, axis=2)  # [Ho, Wo, L]
+    field = tf.reduce_sum(weight[..., None] * unit[None, None], axis=2) / tf.maximum(count, 1.0)[..., None]
+    height, width = output_size
+    return tf.reshape(field, [height, width, 2 * len(LIMBS)])

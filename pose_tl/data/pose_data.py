@@ -1,0 +1,73 @@
+"""Pose training data: people frames -> joint-aware augmentation -> heatmap and PAF targets for every stage."""
+
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+from pose_tl.data.augment import add_depth_noise_and_shift, random_holes
+from pose_tl.data.people.augment_people import crop_and_resize_people_frame, random_people_augment
+from pose_tl.data.people.targets import joint_heatmaps, part_affinity_fields
+from pose_tl.data.sources import synthetic_builder
+from pose_tl.models.pose_model import stage_output_names
+
+
+@dataclass
+class PoseSplits:
+    datasets: dict  # split -> batched tf.data of (depth, {output name: target}), or None when empty
+    sizes: dict  # split -> number of frames
+
+
+def people_frame_from_example(example):
+    """A TFDS example of `pose_tl_synthetic_depth` -> the augmentation's frame dict (depth in metres)."""
+    people = example["people"]
+    return {"depth": tf.cast(example["depth_mm"], tf.float32)[..., None] / 1000.0,
+            "joints_2d": people["joints_2d"], "joints_3d": people["joints_3d"],
+            "visibility": tf.cast(people["visibility"], tf.int32), "boxes": people["box"],
+            "intrinsics": example["intrinsics"]}
+
+
+def pose_targets(frame, *, output_size, stride, sigma, paf_width, stages):
+    heatmaps = joint_heatmaps(frame["joints_2d"], frame["visibility"], output_size, stride, sigma)
+    pafs = part_affinity_fields(frame["joints_2d"], frame["visibility"], output_size, stride, paf_width)
+    names = stage_output_names(stages)
+    return {name: heatmaps if name.startswith("heatmaps") else pafs for name in names}
+
+
+def pose_splits(data_config, pose_config, *, seed, input_size, splits=("train", "validation"), for_training=True):
+    """Batched (depth [B, H, W, 1], targets) datasets of the recipe's synthetic people for `splits`."""
+    builder = synthetic_builder(data_config, seed)
+    output_size = (input_size[0] // pose_config.output_stride, input_size[1] // pose_config.output_stride)
+    augment = data_config.augment
+    datasets, sizes = {}, {}
+    for split in splits:
+        count = builder.info.splits[split].num_examples if split in builder.info.splits else 0
+        sizes[split] = count
+        if not count:
+            datasets[split] = None
+            continue
+        training = for_training and split == "train"
+
+        def prepare(example, element_seed, training=training):
+            frame = people_frame_from_example(example)
+            if training and augment.enabled:
+                seed_pair = tf.cast(element_seed % (2**31 - 1), tf.int32)
+                frame = random_people_augment(frame, augment, input_size, seed_pair)
+                depth = add_depth_noise_and_shift(frame["depth"], augment.depth_noise_m, 0.0, seed_pair + 7)
+                depth = random_holes(depth, augment.hole_probability, augment.max_holes, augment.max_hole_fraction,
+                                     seed_pair + 9)
+                frame = {**frame, "depth": depth}
+            else:
+                shape = tf.shape(frame["depth"])
+                frame = crop_and_resize_people_frame(frame, 0, 0, shape[0], shape[1], input_size)
+            targets = pose_targets(frame, output_size=output_size, stride=pose_config.output_stride,
+                                   sigma=pose_config.sigma, paf_width=pose_config.paf_width,
+                                   stages=pose_config.stages)
+            return tf.ensure_shape(frame["depth"], (*input_size, 1)), targets
+
+        dataset = builder.as_dataset(split=split, shuffle_files=False)
+        if training:
+            dataset = dataset.shuffle(min(count, data_config.shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
+        dataset = tf.data.Dataset.zip((dataset, tf.data.Dataset.random(seed=seed).batch(2)))
+        dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        datasets[split] = dataset.batch(data_config.batch_size).prefetch(tf.data.AUTOTUNE)
+    return PoseSplits(datasets, sizes)

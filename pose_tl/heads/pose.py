@@ -1,0 +1,74 @@
+"""Pose head: VGG features -> stride 4 or 8 -> joint heatmaps and part affinity fields, refined in stages.
+
+Top-down path as a feature pyramid: block5 features are upsampled and added to block4's (stride 8), and for stride
+4 to block3's. Stage 1 predicts heatmaps and PAFs from those features; each refinement stage sees the features plus
+the previous stage's predictions (Cao et al., CVPR 2017). Every stage is supervised, so every stage is an output.
+"""
+
+import keras
+
+PYRAMID_LAYERS = {8: ("block4_conv3", "block5_conv3"), 4: ("block3_conv3", "block4_conv3", "block5_conv3")}
+VGG19_PYRAMID_LAYERS = {8: ("block4_conv4", "block5_conv4"), 4: ("block3_conv4", "block4_conv4", "block5_conv4")}
+
+
+def pyramid_layer_names(backbone_name, output_stride):
+    """Backbone layers the head reads, finest first."""
+    table = VGG19_PYRAMID_LAYERS if backbone_name == "vgg19" else PYRAMID_LAYERS
+    if output_stride not in table:
+        raise ValueError(f"`output_stride` must be one of {sorted(table)}. Received: {output_stride}")
+    return table[output_stride]
+
+
+@keras.saving.register_keras_serializable(package="pose_tl")
+class PoseHead(keras.layers.Layer):
+    """Features (finest first) -> list of (heatmaps [N, Ho, Wo, J], pafs [N, Ho, Wo, 2L]) per stage."""
+
+    def __init__(self, num_joints, num_limbs, channels=128, stages=2, convs_per_stage=3, **kwargs):
+        super().__init__(**kwargs)
+        if stages < 1:
+            raise ValueError(f"`stages` must be >= 1. Received: {stages}")
+        self.num_joints = int(num_joints)
+        self.num_limbs = int(num_limbs)
+        self.channels = int(channels)
+        self.stages = int(stages)
+        self.convs_per_stage = int(convs_per_stage)
+        self.laterals = None
+        self.upsample = keras.layers.UpSampling2D(2, interpolation="bilinear")
+        self.stage_convs = [[keras.layers.Conv2D(self.channels, 3, padding="same", activation="relu")
+                             for _ in range(self.convs_per_stage)] for _ in range(self.stages)]
+        self.heatmap_outs = [keras.layers.Conv2D(self.num_joints, 1, dtype="float32") for _ in range(self.stages)]
+        self.paf_outs = [keras.layers.Conv2D(2 * self.num_limbs, 1, dtype="float32") for _ in range(self.stages)]
+
+    def build(self, input_shapes):
+        self.laterals = [keras.layers.Conv2D(self.channels, 1, name=f"lateral_{i}") for i in range(len(input_shapes))]
+        for lateral, shape in zip(self.laterals, input_shapes):
+            lateral.build(shape)
+        finest = tuple(input_shapes[0][:-1]) + (self.channels,)
+        for stage in range(self.stages):
+            width = self.channels if stage == 0 else self.channels + self.num_joints + 2 * self.num_limbs
+            shape = finest[:-1] + (width,)
+            for conv in self.stage_convs[stage]:
+                conv.build(shape)
+                shape = finest
+            self.heatmap_outs[stage].build(finest)
+            self.paf_outs[stage].build(finest)
+
+    def call(self, features):
+        x = self.laterals[-1](features[-1])
+        for lateral, feature in zip(self.laterals[-2::-1], features[-2::-1]):
+            x = self.upsample(x) + lateral(feature)
+        outputs = []
+        stage_input = x
+        for stage in range(self.stages):
+            y = stage_input
+            for conv in self.stage_convs[stage]:
+                y = conv(y)
+            heatmaps, pafs = self.heatmap_outs[stage](y), self.paf_outs[stage](y)
+            outputs.append((heatmaps, pafs))
+            stage_input = keras.ops.concatenate([x, keras.ops.cast(heatmaps, x.dtype), keras.ops.cast(pafs, x.dtype)],
+                                                axis=-1)
+        return outputs
+
+    def get_config(self):
+        return {**super().get_config(), "num_joints": self.num_joints, "num_limbs": self.num_limbs,
+                "channels": self.channels, "stages": self.stages, "convs_per_stage": self.convs_per_stage}

@@ -1,0 +1,102 @@
+"""The pose task so far: heatmap / PAF targets, the pose head, and training through the CLI."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import invoke, write_recipe
+
+from pose_tl.data.people.skeleton import JOINT, LIMBS, NUM_JOINTS, OCCLUDED, VISIBLE
+from pose_tl.data.people.targets import joint_heatmaps, part_affinity_fields
+
+
+def one_person(points):
+    joints = np.zeros((1, NUM_JOINTS, 2), np.float32)
+    visibility = np.full((1, NUM_JOINTS), VISIBLE, np.int32)
+    for name, xy in points.items():
+        joints[0, JOINT[name]] = xy
+    return tf.constant(joints), visibility
+
+
+def test_heatmap_peaks_at_visible_joints_only():
+    joints, visibility = one_person({"head": (36.0, 20.0), "neck": (36.0, 44.0)})
+    visibility[0, JOINT["neck"]] = OCCLUDED
+    maps = joint_heatmaps(joints, tf.constant(visibility), (16, 16), 4, 1.5).numpy()
+    head = maps[..., JOINT["head"]]
+    y, x = np.unravel_index(head.argmax(), head.shape)
+    assert (x + 0.5) * 4 == pytest.approx(36.0, abs=2) and (y + 0.5) * 4 == pytest.approx(20.0, abs=2)
+    assert head.max() > 0.85  # the joint sits on a pixel corner: exp(-0.5 / (2 * 1.5**2))
+    assert maps[..., JOINT["neck"]].max() == 0.0  # occluded: no peak to learn
+
+
+def test_heatmaps_of_two_people_are_their_maximum():
+    joints = np.zeros((2, NUM_JOINTS, 2), np.float32)
+    joints[0, :, :] = (8.0, 8.0)
+    joints[1, :, :] = (56.0, 56.0)
+    maps = joint_heatmaps(tf.constant(joints), tf.fill([2, NUM_JOINTS], VISIBLE), (16, 16), 4, 1.0).numpy()
+    assert maps[1, 1, 0] > 0.7 and maps[13, 13, 0] > 0.7 and maps[7, 7, 0] < 0.01
+
+
+def test_paf_points_along_the_limb_and_is_zero_elsewhere():
+    joints, visibility = one_person({"right_shoulder": (10.0, 30.0), "right_elbow": (50.0, 30.0)})
+    fields = part_affinity_fields(joints, tf.constant(visibility), (16, 16), 4, 1.0).numpy()
+    limb = LIMBS.index((JOINT["right_shoulder"], JOINT["right_elbow"]))
+    fx, fy = fields[..., 2 * limb], fields[..., 2 * limb + 1]
+    row = int(30 / 4)
+    assert np.allclose(fx[row, 4:12], 1.0) and np.allclose(fy[row, 4:12], 0.0)
+    assert np.all(fx[0:3] == 0) and np.all(fx[row, 14:] == 0)
+
+
+def test_no_people_gives_empty_targets():
+    empty = tf.zeros((0, NUM_JOINTS, 2))
+    visibility = tf.zeros((0, NUM_JOINTS), tf.int32)
+    assert float(tf.reduce_max(joint_heatmaps(empty, visibility, (8, 8), 8, 1.5))) == 0.0
+    assert float(tf.reduce_max(tf.abs(part_affinity_fields(empty, visibility, (8, 8), 8, 1.0)))) == 0.0
+
+
+@pytest.mark.parametrize("stride", [4, 8])
+def test_pose_model_outputs_every_stage_at_the_output_stride(stride):
+    from pose_tl.config.schema import ModelConfig, PoseHeadConfig
+    from pose_tl.models.factory import build_pose_model
+    import dataclasses
+
+    config = ModelConfig(input_size=(64, 96), pose=PoseHeadConfig(output_stride=stride, channels=16, stages=3))
+    config = dataclasses.replace(config, backbone=dataclasses.replace(config.backbone, weights="none"))
+    model = build_pose_model(config, NUM_JOINTS, len(LIMBS))
+    outputs = model(np.ones((1, 64, 96, 1), np.float32))
+    assert sorted(outputs) == ["heatmaps", "heatmaps_stage1", "heatmaps_stage2", "pafs", "pafs_stage1",
+                               "pafs_stage2"]
+    assert outputs["heatmaps"].shape == (1, 64 // stride, 96 // stride, NUM_JOINTS)
+    assert outputs["pafs"].shape == (1, 64 // stride, 96 // stride, 2 * len(LIMBS))
+    assert outputs["heatmaps"].dtype == "float32"
+
+
+def pose_recipe(tmp_path):
+    return write_recipe(tmp_path / "pose.yaml", {
+        "task": "pose", "seed": 1,
+        "model": {"backbone": {"weights": "none"}, "input_size": [32, 64], "pose": {"channels": 8, "stages": 2}},
+        "data": {"source": "synthetic", "batch_size": 4,
+                 "synthetic": {"image_size": [48, 64], "train_frames": 8, "validation_frames": 4, "test_frames": 0,
+                               "data_dir": str(tmp_path / "tfds")}},
+        "train": {"phases": [{"name": "head", "epochs": 1},
+                             {"name": "finetune", "epochs": 1, "learning_rate": 1.0e-4, "unfreeze": ["block5"]}],
+                  "tensorboard": False},
+    })
+
+
+def test_pose_trains_and_resumes_through_the_cli(tmp_path):
+    recipe = pose_recipe(tmp_path)
+    inspected = invoke("inspect", recipe)
+    assert inspected.exit_code == 0 and "pose head (2 stages)" in inspected.output
+    result = invoke("train", recipe, "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    for name in ("checkpoints/final.keras", "logs/0_head.csv", "logs/1_finetune.csv", "recipe.resolved.yaml"):
+        assert (tmp_path / "run" / name).exists()
+    header = (tmp_path / "run/logs/1_finetune.csv").read_text().splitlines()[0]
+    assert "val_heatmaps_loss" in header and "val_pafs_stage1_loss" in header
+    resumed = invoke("train", recipe, "--out", tmp_path / "run", "--resume")
+    assert resumed.exit_code == 0, resumed.output
+
+
+def test_pose_needs_people_data(tiny_recipe):
+    result = invoke("train", tiny_recipe, "--set", "task=pose", "--out", "/tmp/never-written")
+    assert result.exit_code == 2 and "data.source" in result.output
