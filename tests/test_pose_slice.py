@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 from conftest import invoke, write_recipe
 
-from pose_tl.data.people.skeleton import JOINT, LIMBS, NUM_JOINTS, OCCLUDED, VISIBLE
+from pose_tl.data.people.skeleton import JOINT, LIMBS, NUM_JOINTS, OCCLUDED, OUT_OF_FRAME, VISIBLE
 from pose_tl.data.people.targets import joint_heatmaps, part_affinity_fields
 
 
@@ -17,15 +17,17 @@ def one_person(points):
     return tf.constant(joints), visibility
 
 
-def test_heatmap_peaks_at_visible_joints_only():
+def test_heatmap_peaks_at_joints_in_the_frame_only():
     joints, visibility = one_person({"head": (36.0, 20.0), "neck": (36.0, 44.0)})
-    visibility[0, JOINT["neck"]] = OCCLUDED
+    visibility[0, JOINT["neck"]] = OUT_OF_FRAME
+    visibility[0, JOINT["torso"]] = OCCLUDED
     maps = joint_heatmaps(joints, tf.constant(visibility), (16, 16), 4, 1.5).numpy()
     head = maps[..., JOINT["head"]]
     y, x = np.unravel_index(head.argmax(), head.shape)
     assert (x + 0.5) * 4 == pytest.approx(36.0, abs=2) and (y + 0.5) * 4 == pytest.approx(20.0, abs=2)
     assert head.max() > 0.85  # the joint sits on a pixel corner: exp(-0.5 / (2 * 1.5**2))
-    assert maps[..., JOINT["neck"]].max() == 0.0  # occluded: no peak to learn
+    assert maps[..., JOINT["neck"]].max() == 0.0  # out of frame: no peak to learn
+    assert maps[..., JOINT["torso"]].max() > 0.5  # occluded joints are labelled and learned, as in COCO
 
 
 def test_heatmaps_of_two_people_are_their_maximum():

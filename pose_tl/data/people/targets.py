@@ -1,13 +1,14 @@
 """Training targets of the pose head, in TensorFlow ops: joint heatmaps and part affinity fields.
 
-Heatmaps are Gaussians around each visible joint (max over people), as OpenPose; part affinity fields are, for
+Heatmaps are Gaussians around each labelled joint in the frame, visible or occluded (max over people), as OpenPose
+on COCO, so the skeleton tree stays connected behind occluders; part affinity fields are, for
 each limb, the unit vector from parent to child joint on pixels within `paf_width` of the limb segment, averaged
 where people overlap (Cao et al., CVPR 2017). Coordinates are in output pixels: input pixels / output stride.
 """
 
 import tensorflow as tf
 
-from pose_tl.data.people.skeleton import LIMBS, VISIBLE
+from pose_tl.data.people.skeleton import LIMBS, OUT_OF_FRAME
 
 
 def output_grid(output_size):
@@ -19,7 +20,7 @@ def output_grid(output_size):
 
 
 def joint_heatmaps(joints_2d, visibility, output_size, stride, sigma):
-    """[Ho, Wo, J] Gaussian maps; only joints with visibility 2 (visible) get a peak.
+    """[Ho, Wo, J] Gaussian maps; joints in the frame (visibility 1 or 2) get a peak.
 
     Args:
         joints_2d: [P, J, 2] input-pixel (x, y).
@@ -33,18 +34,18 @@ def joint_heatmaps(joints_2d, visibility, output_size, stride, sigma):
     dx = xs[:, :, None, None] - joints[None, None, :, :, 0]
     dy = ys[:, :, None, None] - joints[None, None, :, :, 1]
     gauss = tf.exp(-(dx * dx + dy * dy) / (2.0 * sigma * sigma))  # [Ho, Wo, P, J]
-    visible = tf.cast(tf.equal(visibility, VISIBLE), tf.float32)[None, None]
-    return tf.maximum(tf.reduce_max(gauss * visible, axis=2), 0.0)  # max over no people is -inf: clamp to 0
+    labelled = tf.cast(visibility > OUT_OF_FRAME, tf.float32)[None, None]
+    return tf.maximum(tf.reduce_max(gauss * labelled, axis=2), 0.0)  # max over no people is -inf: clamp to 0
 
 
 def part_affinity_fields(joints_2d, visibility, output_size, stride, paf_width):
-    """[Ho, Wo, 2L] fields, (x, y) per limb in `LIMBS` order; limbs need both joints visible."""
+    """[Ho, Wo, 2L] fields, (x, y) per limb in `LIMBS` order; limbs need both joints in the frame."""
     xs, ys = output_grid(output_size)
     joints = tf.cast(joints_2d, tf.float32) / float(stride)
     parents = tf.gather(joints, [a for a, _ in LIMBS], axis=1)  # [P, L, 2]
     children = tf.gather(joints, [b for _, b in LIMBS], axis=1)
-    both = (tf.gather(visibility, [a for a, _ in LIMBS], axis=1) == VISIBLE) & (
-        tf.gather(visibility, [b for _, b in LIMBS], axis=1) == VISIBLE)
+    both = (tf.gather(visibility, [a for a, _ in LIMBS], axis=1) > OUT_OF_FRAME) & (
+        tf.gather(visibility, [b for _, b in LIMBS], axis=1) > OUT_OF_FRAME)
     vector = children - parents
     length = tf.norm(vector, axis=-1)  # [P, L]
     unit = vector / tf.maximum(length, 1e-6)[..., None]

@@ -1,0 +1,116 @@
+"""Decoding: peaks, PAF grouping, lifting to 3D and occluded-joint inference, checked on ground-truth maps."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pose_tl.data.people.engine import render_people_frame
+from pose_tl.data.people.skeleton import JOINT, LIMBS, NUM_JOINTS, VISIBLE
+from pose_tl.data.people.targets import joint_heatmaps, part_affinity_fields
+from pose_tl.data.people.tfds_builder import default_settings
+from pose_tl.decoding.lifting import depth_at_keypoints, lift_to_camera_space
+from pose_tl.decoding.occlusion import DEFAULT_BONE_LENGTHS, bone_length_statistics, infer_missing_joints
+from pose_tl.decoding.peaks import find_peaks
+from pose_tl.decoding.people import decode_people
+
+STRIDE = 4
+
+
+def test_peaks_are_local_maxima_with_subpixel_refinement():
+    maps = np.zeros((1, 12, 12, 2), np.float32)
+    ys, xs = np.mgrid[0:12, 0:12] + 0.5
+    maps[0, :, :, 0] = np.exp(-((xs - 3.3) ** 2 + (ys - 4.6) ** 2) / 2)
+    maps[0, :, :, 0] += 0.8 * np.exp(-((xs - 9.0) ** 2 + (ys - 9.0) ** 2) / 2)
+    xy, scores = find_peaks(tf.constant(maps), threshold=0.2, max_peaks=4)
+    found = xy.numpy()[0, 0][scores.numpy()[0, 0] > 0]
+    assert len(found) == 2
+    assert np.allclose(found[0], (3.3, 4.6), atol=0.2) and np.allclose(found[1], (9.0, 9.0), atol=0.2)
+    assert np.all(scores.numpy()[0, 1] == 0)  # an empty map has no peak
+
+
+def ground_truth_frame(index, people=(2, 2)):
+    frame = render_people_frame(4, index, default_settings(people=people, noise="clean", distance_m=(2.0, 3.5)))
+    visibility = tf.constant(frame.visibility.astype(np.int32))
+    heatmaps = joint_heatmaps(tf.constant(frame.joints_2d), visibility, (30, 40), STRIDE, 1.5)
+    pafs = part_affinity_fields(tf.constant(frame.joints_2d), visibility, (30, 40), STRIDE, 1.0)
+    return frame, heatmaps[None], pafs[None]
+
+
+@pytest.mark.parametrize("index", [0, 1, 2, 3])
+def test_decoding_ground_truth_maps_recovers_the_people(index):
+    frame, heatmaps, pafs = ground_truth_frame(index)
+    out = decode_people(heatmaps, pafs, frame.depth_mm[None] / 1000.0, frame.intrinsics[None], stride=STRIDE,
+                        surface_offset_m=0.05)
+    count = int(out["num_people"][0])
+    assert count >= 1
+    detected = out["keypoint_scores"].numpy()[0] > 0
+    keypoints = out["keypoints_2d"].numpy()[0]
+    xyz = out["keypoints_3d"].numpy()[0]
+    matched_people = set()
+    for person in range(count):
+        mine = detected[person]
+        errors = [np.linalg.norm(keypoints[person] - frame.joints_2d[g], axis=-1)[mine & (frame.visibility[g] > 0)]
+                  for g in range(frame.num_people)]
+        best = int(np.argmin([e.mean() if e.size else np.inf for e in errors]))
+        matched_people.add(best)
+        assert errors[best].size and np.median(errors[best]) < 1.0  # px at input resolution
+        assert np.mean(errors[best] < 1.5) >= 0.8
+        error_3d = np.linalg.norm(xyz[person] - frame.joints_3d[best], axis=-1)[mine]
+        assert np.median(error_3d) < 0.12
+    assert matched_people == set(range(frame.num_people))
+    # nearly every joint in the frame is found (occluded ones too: their heatmaps are trained)
+    assert detected[:count].sum() >= (frame.visibility > 0).sum() * 0.9
+
+
+def test_a_person_with_all_joints_visible_is_one_skeleton():
+    for index in range(40):
+        frame, heatmaps, pafs = ground_truth_frame(index, people=(1, 1))
+        if frame.num_people == 1 and np.all(frame.visibility == VISIBLE):
+            break
+    else:
+        pytest.skip("no fully visible person in the first frames")
+    out = decode_people(heatmaps, pafs, frame.depth_mm[None] / 1000.0, frame.intrinsics[None], stride=STRIDE)
+    assert int(out["num_people"][0]) == 1
+    assert np.all(out["keypoint_scores"].numpy()[0, 0] > 0)  # every joint detected in 2D
+    # at most a couple of depths come from neighbours (a hand in front of a hip hides the hip's surface)
+    assert out["keypoint_inferred"].numpy()[0, 0].sum() <= 2
+    error_3d = np.linalg.norm(out["keypoints_3d"].numpy()[0, 0] - frame.joints_3d[0], axis=-1)
+    assert np.median(error_3d) < 0.1
+
+
+def test_depth_reading_ignores_holes_and_the_background_behind_an_edge():
+    depth = np.full((20, 20), 4.0, np.float32)  # wall
+    depth[:, :10] = 2.0  # body on the left half
+    depth[8, 8] = 0.0  # a hole under the joint
+    z = depth_at_keypoints(tf.constant(depth), tf.constant([[[8.5, 8.5], [9.9, 5.0]]], tf.float32))
+    assert np.allclose(z.numpy(), 2.0)
+
+
+def test_lifting_inverts_the_projection():
+    intrinsics = np.array([200.0, 200.0, 40.0, 30.0], np.float32)
+    depth = np.full((60, 80), 2.5, np.float32)
+    xyz, has = lift_to_camera_space(tf.constant([[[60.0, 10.0]]]), tf.constant(depth), intrinsics,
+                                    surface_offset_m=0.1)
+    assert has.numpy().all()
+    assert np.allclose(xyz.numpy()[0, 0], [(60 - 40) * 2.6 / 200, (10 - 30) * 2.6 / 200, 2.6])
+
+
+def test_missing_joints_are_inferred_from_connected_ones():
+    xyz = np.zeros((1, NUM_JOINTS, 3), np.float32)
+    xyz[0, JOINT["right_shoulder"]] = (0.2, 0.0, 2.0)
+    xyz[0, JOINT["right_elbow"]] = (0.2, 0.3, 2.0)  # the upper arm hangs down
+    found = np.zeros((1, NUM_JOINTS), bool)
+    found[0, [JOINT["right_shoulder"], JOINT["right_elbow"]]] = True
+    filled, inferred = infer_missing_joints(tf.constant(xyz), tf.constant(found))
+    hand = filled.numpy()[0, JOINT["right_hand"]]
+    forearm = DEFAULT_BONE_LENGTHS[LIMBS.index((JOINT["right_elbow"], JOINT["right_hand"]))]
+    assert np.allclose(hand, (0.2, 0.3 + forearm, 2.0), atol=1e-5)  # continues the arm's direction
+    assert inferred.numpy()[0, JOINT["right_hand"]] and not inferred.numpy()[0, JOINT["right_elbow"]]
+    assert inferred.numpy()[0].sum() == NUM_JOINTS - 2  # the chain reaches every joint
+
+
+def test_bone_length_statistics_from_labels():
+    frame = render_people_frame(1, 0, default_settings(people=(3, 3), noise="clean"))
+    lengths = bone_length_statistics(frame.joints_3d, frame.visibility)
+    assert len(lengths) == len(LIMBS)
+    assert all(0.08 < length < 0.7 for length in lengths)
