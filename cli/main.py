@@ -65,9 +65,12 @@ def train(recipe, overrides, out, resume, no_export):
         click.echo(result["report_text"])
     click.echo(f"run folder:  {result['output_dir']}")
     click.echo(f"checkpoint:  {result['checkpoint']}")
-    if "eval_dir" in result:
+    if "accuracy" in result:
         click.echo(f"metrics:     {result['eval_dir']}/metrics.json (accuracy {result['accuracy']:.4f})")
         click.echo(f"pictures:    {result['eval_dir']}/confusion_matrix.png")
+    elif "eval_dir" in result:
+        click.echo(f"metrics:     {result['eval_dir']}/metrics.json (PCK@0.2 {result['pck']:.4f}, "
+                   f"mAP@10cm {result['map']:.4f})")
     if "saved_model" in result:
         click.echo(f"SavedModel:  {result['saved_model']}")
 
@@ -87,7 +90,7 @@ def evaluate(recipe, overrides, model_path, split, out):
     result = run.evaluate(load(recipe, overrides), model_path, out, split=split,
                           command=" ".join(["pose-tl", *sys.argv[1:]]))
     click.echo(result["report_text"])
-    click.echo(f"reports: {result['eval_dir']} (metrics.json, confusion_matrix.txt, confusion_matrix.png)")
+    click.echo(f"reports: {result['eval_dir']}")
 
 
 @main.command()
@@ -97,16 +100,30 @@ def evaluate(recipe, overrides, model_path, split, out):
 @click.option("--npy-units", type=click.Choice(["m", "mm"]), default="m", show_default=True,
               help="Units of .npy depth files (PNG is always 16-bit millimetres).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Pose models: write one overlay PNG per file here.")
+@click.option("--intrinsics", nargs=4, type=float, metavar="FX FY CX CY",
+              help="Pose models: camera intrinsics of the files (default: Kinect v2 optics scaled to the width).")
 @user_errors
-def predict(model_path, files, top_k, npy_units, as_json):
-    """Top-k classes for each depth FILE (.png 16-bit mm, .npy) with MODEL (SavedModel folder or .keras)."""
+def predict(model_path, files, top_k, npy_units, as_json, out, intrinsics):
+    """Classes (classifier) or people with 3D skeletons (pose model) for each depth FILE (.png 16-bit mm, .npy)
+    with MODEL (SavedModel folder or .keras)."""
     from pose_tl import run
 
-    results = run.predict(model_path, files, top_k=top_k, npy_units=npy_units)
+    results = run.predict(model_path, files, top_k=top_k, npy_units=npy_units, out_dir=out,
+                          intrinsics=intrinsics or None)
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return
     for item in results:
+        if "people" in item:
+            click.echo(f"{item['file']}: {len(item['people'])} people"
+                       + (f", overlay {item['overlay']}" if "overlay" in item else ""))
+            for i, person in enumerate(item["people"]):
+                inferred = sum(joint["inferred"] for joint in person["joints"].values())
+                click.echo(f"  person {i}: score {person['score']:.3f}, {len(person['joints'])} joints "
+                           f"({inferred} inferred)")
+            continue
         ranked = ", ".join(f"{c['class']} {c['probability']:.3f}" for c in item["top_k"])
         click.echo(f"{item['file']}: {ranked}")
 
@@ -120,8 +137,7 @@ def export(recipe, overrides, checkpoint, out):
     """Export a .keras CHECKPOINT as a SavedModel (uint16 mm and float32 metres signatures)."""
     from pose_tl import run
 
-    load(recipe, overrides)  # validates the recipe the checkpoint came from
-    click.echo(f"SavedModel: {run.export(checkpoint, out)}")
+    click.echo(f"SavedModel: {run.export(checkpoint, out, load(recipe, overrides))}")
 
 
 @main.command()

@@ -76,7 +76,7 @@ def train(recipe, out_dir=None, resume=False, export=None, command="train", verb
 
 
 def _fit_pose(recipe, data, out_dir, resume, export, verbose, log):
-    """Train the pose model. Decoding to skeletons, pose metrics and the pose SavedModel are not built yet."""
+    """Train the pose model and export it with decoding (people, 3D skeletons) inside the SavedModel."""
     from pose_tl.config.validation import frozen_layer_names
     from pose_tl.data.people.skeleton import LIMBS, NUM_JOINTS
     from pose_tl.models.factory import build_pose_model
@@ -93,11 +93,24 @@ def _fit_pose(recipe, data, out_dir, resume, export, verbose, log):
     final = out_dir / FINAL_MODEL
     with atomic_path(final) as tmp:
         model.save(str(tmp))
+    result = {"output_dir": str(out_dir), "checkpoint": str(final), "train_samples": data.sizes["train"],
+              "validation_samples": data.sizes["validation"]}
+    import tensorflow as tf
+
+    from pose_tl import run_pose
+    from pose_tl.export.pose_saved_model import export_pose_model, make_pose_predictor
+
+    bone_lengths = _bone_lengths(recipe)
+    write_json_atomic(out_dir / "bone_lengths.json", bone_lengths)
+    if data.sizes["validation"]:
+        predict = tf.function(make_pose_predictor(model, output_stride=recipe.model.pose.output_stride,
+                                                  bone_lengths=bone_lengths))
+        result.update(run_pose.evaluate_people(predict, recipe, "validation", out_dir / EVAL_DIR))
     if recipe.train.export_at_end if export is None else export:
-        log("note: the pose SavedModel (decoded 3D skeletons) is not available yet; the checkpoint has the "
-            "heatmaps and PAFs")
-    return {"output_dir": str(out_dir), "checkpoint": str(final), "train_samples": data.sizes["train"],
-            "validation_samples": data.sizes["validation"]}
+        result["saved_model"] = str(export_pose_model(model, out_dir / SAVED_MODEL,
+                                                      output_stride=recipe.model.pose.output_stride,
+                                                      bone_lengths=bone_lengths))
+    return result
 
 
 def _fit_evaluate_export(recipe, data, out_dir, resume, export, verbose):
@@ -160,6 +173,11 @@ def evaluate(recipe, model_path, out_dir=None, split="validation", command="eval
     from pose_tl.export.loading import load_classifier
     from pose_tl.run_record import write_run_record
 
+    out_dir = Path(out_dir) if out_dir else Path(model_path).parent / f"{EVAL_DIR}_{split}"
+    if recipe.task == "pose":
+        from pose_tl import run_pose
+
+        return run_pose.evaluate(recipe, model_path, out_dir, split, command)
     check_classification_data(recipe)
     classifier = load_classifier(model_path)
     data = classification_splits(recipe.data, seed=recipe.seed, input_size=recipe.model.input_size, splits=(split,),
@@ -169,33 +187,53 @@ def evaluate(recipe, model_path, out_dir=None, split="validation", command="eval
     if list(data.class_names) != list(classifier.class_names):
         raise DataError(f"{model_path}: model classes {classifier.class_names} disagree with the data's "
                         f"{data.class_names}")
-    out_dir = prepare_output_dir(Path(out_dir) if out_dir else Path(model_path).parent / f"{EVAL_DIR}_{split}",
-                                 allow_previous_run=True)
+    out_dir = prepare_output_dir(out_dir, allow_previous_run=True)
     write_run_record(out_dir, recipe, command)
     return _evaluate_dataset(None, data.datasets[split], data.class_names, out_dir, predict=classifier.predict)
 
 
-def export(checkpoint, out_dir):
-    """Export a `.keras` checkpoint as a SavedModel folder."""
-    import keras
+def export(checkpoint, out_dir, recipe=None):
+    """Export a `.keras` checkpoint (classifier or pose model) as a SavedModel folder."""
+    from pose_tl.export.loading import load_keras_model
 
-    from pose_tl.errors import ModelFileError
+    model = load_keras_model(checkpoint)
+    if any(layer.name == "pose_head" for layer in model.layers):
+        from pose_tl.export.pose_saved_model import export_pose_model
+
+        stride = model.input_shape[1] // model.get_layer("heatmaps").output.shape[1]
+        bone_lengths = _bone_lengths(recipe) if recipe is not None and recipe.task == "pose" else None
+        kwargs = {"bone_lengths": bone_lengths} if bone_lengths else {}
+        return str(export_pose_model(model, Path(out_dir), output_stride=stride, **kwargs))
     from pose_tl.export.saved_model import export_classifier
 
-    checkpoint = Path(checkpoint)
-    if checkpoint.suffix != ".keras" or not checkpoint.is_file():
-        raise ModelFileError(f"{checkpoint}: expected a .keras checkpoint written by `pose-tl train`")
-    try:
-        model = keras.saving.load_model(str(checkpoint))
-    except Exception as exc:  # keras raises many types for a bad archive
-        raise ModelFileError(f"{checkpoint}: cannot load ({type(exc).__name__}: {str(exc)[:200]})") from None
     return str(export_classifier(model, Path(out_dir)))
 
 
-def predict(model_path, files, top_k=3, npy_units="m"):
-    """Top-k classes per depth file: a list of `{"file", "top_k": [{"class", "probability"}]}`."""
+def _bone_lengths(recipe, frames=400):
+    """Mean bone lengths of the recipe's training people (for inferring occluded joints)."""
+    from pose_tl.data.people.tfds_builder import frames_from_builder
+    from pose_tl.data.sources import synthetic_builder
+    from pose_tl.decoding.occlusion import bone_length_statistics
+
+    joints, visibility = [], []
+    for frame in frames_from_builder(synthetic_builder(recipe.data, recipe.seed), "train", frames):
+        joints.append(frame.joints_3d)
+        visibility.append(frame.visibility)
+    if not joints:
+        return None
+    return bone_length_statistics(np.concatenate(joints), np.concatenate(visibility))
+
+
+def predict(model_path, files, top_k=3, npy_units="m", out_dir=None, intrinsics=None):
+    """Classifier: top-k classes per depth file, `{"file", "top_k": [{"class", "probability"}]}`.
+    Pose model: people per file, `{"file", "intrinsics", "people": [{"score", "joints": {...}}]}` (+ overlays)."""
     from pose_tl.data.depth_io import read_depth
-    from pose_tl.export.loading import load_classifier
+    from pose_tl.export.loading import load_classifier, model_task
+
+    if model_task(model_path) == "pose":
+        from pose_tl import run_pose
+
+        return run_pose.predict_files(model_path, files, out_dir=out_dir, npy_units=npy_units, intrinsics=intrinsics)
 
     classifier = load_classifier(model_path)
     results = []

@@ -1,5 +1,7 @@
 """The pose task so far: heatmap / PAF targets, the pose head, and training through the CLI."""
 
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -77,7 +79,7 @@ def pose_recipe(tmp_path):
         "task": "pose", "seed": 1,
         "model": {"backbone": {"weights": "none"}, "input_size": [32, 64], "pose": {"channels": 8, "stages": 2}},
         "data": {"source": "synthetic", "batch_size": 4,
-                 "synthetic": {"image_size": [48, 64], "train_frames": 8, "validation_frames": 4, "test_frames": 0,
+                 "synthetic": {"image_size": [48, 64], "train_frames": 8, "validation_frames": 4, "test_frames": 2,
                                "data_dir": str(tmp_path / "tfds")}},
         "train": {"phases": [{"name": "head", "epochs": 1},
                              {"name": "finetune", "epochs": 1, "learning_rate": 1.0e-4, "unfreeze": ["block5"]}],
@@ -85,18 +87,85 @@ def pose_recipe(tmp_path):
     })
 
 
-def test_pose_trains_and_resumes_through_the_cli(tmp_path):
+@pytest.fixture(scope="module")
+def pose_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("pose")
     recipe = pose_recipe(tmp_path)
-    inspected = invoke("inspect", recipe)
-    assert inspected.exit_code == 0 and "pose head (2 stages)" in inspected.output
     result = invoke("train", recipe, "--out", tmp_path / "run")
     assert result.exit_code == 0, result.output
-    for name in ("checkpoints/final.keras", "logs/0_head.csv", "logs/1_finetune.csv", "recipe.resolved.yaml"):
-        assert (tmp_path / "run" / name).exists()
-    header = (tmp_path / "run/logs/1_finetune.csv").read_text().splitlines()[0]
+    return recipe, tmp_path / "run", result
+
+
+def test_pose_train_writes_checkpoint_metrics_and_saved_model(pose_run):
+    recipe, run, result = pose_run
+    for name in ("checkpoints/final.keras", "logs/0_head.csv", "logs/1_finetune.csv", "recipe.resolved.yaml",
+                 "eval/metrics.json", "eval/metrics.txt", "saved_model/saved_model.pb", "saved_model/pose_tl.json",
+                 "bone_lengths.json"):
+        assert (run / name).exists(), name
+    header = (run / "logs/1_finetune.csv").read_text().splitlines()[0]
     assert "val_heatmaps_loss" in header and "val_pafs_stage1_loss" in header
-    resumed = invoke("train", recipe, "--out", tmp_path / "run", "--resume")
+    metrics = json.loads((run / "eval/metrics.json").read_text())
+    assert metrics["frames"] == 4 and set(metrics["per_joint"]) == set(JOINT)
+    assert "PCK@0.2" in result.output and "SavedModel:" in result.output
+    inspected = invoke("inspect", recipe)
+    assert inspected.exit_code == 0 and "pose head (2 stages)" in inspected.output
+
+
+def test_pose_resume_of_a_finished_run(pose_run):
+    recipe, run, _ = pose_run
+    resumed = invoke("train", recipe, "--out", run, "--resume", "--no-export")
     assert resumed.exit_code == 0, resumed.output
+
+
+def test_pose_evaluate_and_predict(pose_run, tmp_path):
+    from pose_tl.data.depth_io import write_depth_png
+
+    recipe, run, _ = pose_run
+    evaluated = invoke("evaluate", recipe, "--model", run / "saved_model", "--split", "test", "--out", tmp_path / "e")
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads((tmp_path / "e/metrics.json").read_text())["frames"] == 2
+    frame = tmp_path / "frame.png"
+    write_depth_png(frame, np.full((48, 64), 2.5))
+    predicted = invoke("predict", run / "saved_model", frame, "--json", "--out", tmp_path / "overlays",
+                       "--intrinsics", "60", "60", "32", "24")
+    assert predicted.exit_code == 0, predicted.output
+    (item,) = json.loads(predicted.output)
+    assert item["intrinsics"] == [60.0, 60.0, 32.0, 24.0] and isinstance(item["people"], list)
+    assert (tmp_path / "overlays/frame_pose.png").is_file()
+
+
+def test_pose_export_from_checkpoint_loads_with_tensorflow_alone(pose_run, tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    recipe, run, _ = pose_run
+    exported = invoke("export", recipe, "--checkpoint", run / "checkpoints/final.keras", "--out", tmp_path / "sm")
+    assert exported.exit_code == 0, exported.output
+    code = textwrap.dedent("""
+        import sys, json
+        class NoPoseTL:
+            def find_spec(self, name, path=None, target=None):
+                if name == "pose_tl" or name.startswith("pose_tl."):
+                    raise ImportError("pose_tl is not installed in this process")
+        sys.meta_path.insert(0, NoPoseTL())
+        import numpy as np, tensorflow as tf
+        model = tf.saved_model.load(sys.argv[1])
+        depth = tf.constant(np.full((2, 48, 64), 2500, np.uint16))
+        a = model.signatures["serving_default"](depth=depth)
+        b = model.signatures["serving_with_intrinsics"](depth=depth, intrinsics=tf.constant([[57.1, 57.1, 32., 24.]] * 2))
+        print(json.dumps({k: [list(v.shape), v.dtype.name] for k, v in a.items()}))
+        print(json.dumps(bool(np.allclose(a["heatmaps"].numpy(), b["heatmaps"].numpy()))))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "sm")], capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    shapes_line, same_maps = proc.stdout.strip().splitlines()[-2:]
+    shapes = json.loads(shapes_line)
+    assert shapes["num_people"] == [[2], "int32"]
+    assert shapes["keypoints_3d"][0] == [2, 10, NUM_JOINTS, 3] and shapes["keypoint_inferred"][1] == "bool"
+    assert shapes["heatmaps"][0] == [2, 32 // 8, 64 // 8, NUM_JOINTS]  # output stride 8
+    assert json.loads(same_maps)
 
 
 def test_pose_needs_people_data(tiny_recipe):

@@ -20,6 +20,71 @@ class LoadedClassifier:
         return np.asarray(self._predict(np.asarray(frames_m, np.float32)))
 
 
+def load_keras_model(path):
+    """Load a `.keras` checkpoint written by pose_tl (its custom layers registered first)."""
+    import keras
+
+    import pose_tl.backbones.depth_preprocessing  # noqa: F401 - registers the layer
+    import pose_tl.heads.classification  # noqa: F401
+    import pose_tl.heads.pose  # noqa: F401
+    import pose_tl.training.losses  # noqa: F401 - the pose model's compiled loss
+
+    path = Path(path)
+    if path.suffix != ".keras" or not path.is_file():
+        raise ModelFileError(f"{path}: expected a .keras checkpoint written by `pose-tl train`")
+    try:
+        return keras.saving.load_model(str(path))
+    except Exception as exc:  # keras raises many types for a bad archive
+        raise ModelFileError(f"{path}: cannot load Keras model ({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
+def model_task(path):
+    """'classification' or 'pose' for a SavedModel folder (from pose_tl.json) or a .keras checkpoint."""
+    path = Path(path)
+    if path.is_dir():
+        metadata = path / METADATA_FILE
+        if not metadata.is_file():
+            raise ModelFileError(f"{path}: not a pose_tl SavedModel (no {METADATA_FILE})")
+        return json.loads(metadata.read_text()).get("task", "classification")
+    model = load_keras_model(path)
+    return "pose" if any(layer.name == "pose_head" for layer in model.layers) else "classification"
+
+
+class LoadedPoseModel:
+    """`predict(depth [N, H, W] uint16 mm, intrinsics [N, 4])` -> dict of NumPy arrays (see pose_saved_model)."""
+
+    def __init__(self, predict_fn, metadata):
+        self._predict = predict_fn
+        self.metadata = metadata
+
+    def predict(self, depth_mm, intrinsics):
+        import tensorflow as tf
+
+        out = self._predict(tf.constant(np.asarray(depth_mm, np.uint16)), tf.constant(np.asarray(intrinsics,
+                                                                                                 np.float32)))
+        return {name: np.asarray(value) for name, value in out.items()}
+
+
+def load_pose_model(path):
+    """A pose SavedModel folder or a pose `.keras` checkpoint, ready to predict people."""
+    import tensorflow as tf
+
+    from pose_tl.export.pose_saved_model import INTRINSICS_SIGNATURE, make_pose_predictor, pose_metadata
+
+    path = Path(path)
+    if path.is_dir():
+        try:
+            signature = tf.saved_model.load(str(path)).signatures[INTRINSICS_SIGNATURE]
+        except (OSError, KeyError, ValueError, tf.errors.OpError) as exc:
+            raise ModelFileError(f"{path}: cannot load a pose SavedModel ({str(exc)[:200]})") from None
+        metadata = json.loads((path / METADATA_FILE).read_text())
+        return LoadedPoseModel(lambda depth, intrinsics: signature(depth=depth, intrinsics=intrinsics), metadata)
+    model = load_keras_model(path)
+    stride = model.input_shape[1] // model.get_layer("heatmaps").output.shape[1]
+    predict = tf.function(make_pose_predictor(model, output_stride=stride))
+    return LoadedPoseModel(predict, pose_metadata(model, stride, ()))
+
+
 def load_classifier(path):
     """Open `path` (SavedModel folder from `pose-tl export` / `train`, or a `.keras` checkpoint)."""
     import tensorflow as tf
@@ -38,14 +103,10 @@ def load_classifier(path):
         return LoadedClassifier(lambda frames: signature(depth=tf.constant(frames))["probabilities"],
                                 metadata["class_names"])
     if path.suffix == ".keras" and path.is_file():
-        import keras
-
         from pose_tl.data.augment import resize_depth
         from pose_tl.models.classifier import PROBABILITIES, class_names_of
-        try:
-            model = keras.saving.load_model(str(path))
-        except Exception as exc:  # keras raises many types for a bad archive
-            raise ModelFileError(f"{path}: cannot load Keras model ({type(exc).__name__}: {str(exc)[:200]})") from None
+
+        model = load_keras_model(path)
         size = tuple(model.input_shape[1:3])
         return LoadedClassifier(
             lambda frames: model(resize_depth(tf.constant(frames)[..., None], size), training=False)[PROBABILITIES],

@@ -11,6 +11,7 @@ import keras
 from pose_tl.backbones.freezing import set_trainable_layers
 from pose_tl.models.classifier import PROBABILITIES
 from pose_tl.training.divergence import StopOnNonFiniteLoss
+from pose_tl.training.losses import ForegroundWeightedMSE
 from pose_tl.training.optimizers import build_optimizer
 from pose_tl.training.resume import ResumeState, SaveBestModel, SaveResumeState
 
@@ -21,9 +22,10 @@ def compile_classifier(model, optimizer):
                   metrics={PROBABILITIES: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]})
 
 
-def compile_pose_model(model, optimizer):
-    """L2 on every stage's heatmaps and PAFs (intermediate supervision, as OpenPose)."""
-    model.compile(optimizer=optimizer, loss={name: keras.losses.MeanSquaredError() for name in model.output_names})
+def compile_pose_model(model, optimizer, foreground_weight=10.0):
+    """Foreground-weighted L2 on every stage's heatmaps and PAFs (intermediate supervision, as OpenPose)."""
+    model.compile(optimizer=optimizer, loss={name: ForegroundWeightedMSE(foreground_weight)
+                                             for name in model.output_names})
 
 
 def phase_callbacks(train_config, phase, phase_index, out_dir, state, best, has_validation, divergence):

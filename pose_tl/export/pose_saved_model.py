@@ -1,0 +1,91 @@
+"""Export a pose model as a SavedModel that returns people with 3D skeletons, decoding included.
+
+Signatures (frames of any size; resized to the model's input with nearest neighbour, as in training):
+  serving_default(depth: uint16 [N, H, W] millimetres) — intrinsics: Kinect v2 depth optics scaled to W.
+  serving_with_intrinsics(depth: uint16 [N, H, W], intrinsics: float32 [N, 4] (fx, fy, cx, cy) of those frames)
+Outputs: num_people [N], keypoints_2d [N, P, J, 2] (frame pixels), keypoints_3d [N, P, J, 3] (metres, camera frame:
+x right, y down, z forward), keypoint_scores [N, P, J], keypoint_inferred [N, P, J], person_scores [N, P],
+heatmaps [N, Ho, Wo, J]. `pose_tl.json` beside `saved_model.pb` names the joints and limbs.
+"""
+
+import json
+
+import keras
+import tensorflow as tf
+
+from pose_tl.atomic import atomic_path
+from pose_tl.backbones.depth_preprocessing import depth_to_metres
+from pose_tl.data.augment import resize_depth
+from pose_tl.data.people.engine import KINECT_V2_DEPTH
+from pose_tl.data.people.skeleton import JOINT_NAMES, LIMBS
+from pose_tl.decoding.occlusion import DEFAULT_BONE_LENGTHS
+from pose_tl.decoding.people import decode_people
+from pose_tl.export.saved_model import DEFAULT_SIGNATURE, METADATA_FILE
+from pose_tl.models.pose_model import HEATMAPS, PAFS
+
+INTRINSICS_SIGNATURE = "serving_with_intrinsics"
+
+
+def default_intrinsics(height, width):
+    """Kinect v2 depth optics scaled to a frame of `width` (square pixels, centred principal point)."""
+    sensor_width, _, focal = KINECT_V2_DEPTH
+    f = focal * tf.cast(width, tf.float32) / sensor_width
+    return tf.stack([f, f, tf.cast(width, tf.float32) / 2.0, tf.cast(height, tf.float32) / 2.0])
+
+
+def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGTHS, surface_offset_m=0.05,
+                        max_people=10):
+    """fn(depth [N, H, W] uint16 mm or float metres, intrinsics [N, 4]) -> the output dict above."""
+    input_h, input_w = model.input_shape[1:3]
+
+    def predict(depth, intrinsics):
+        frame_h, frame_w = tf.shape(depth)[1], tf.shape(depth)[2]
+        metres = resize_depth(depth_to_metres(depth)[..., None], (input_h, input_w))
+        maps = model(metres, training=False)
+        sx = input_w / tf.cast(frame_w, tf.float32)
+        sy = input_h / tf.cast(frame_h, tf.float32)
+        fx, fy, cx, cy = tf.unstack(tf.cast(intrinsics, tf.float32), axis=-1)
+        scaled = tf.stack([fx * sx, fy * sy, cx * sx, cy * sy], axis=-1)
+        people = decode_people(maps[HEATMAPS], maps[PAFS], metres[..., 0], scaled, stride=output_stride,
+                               bone_lengths=bone_lengths, surface_offset_m=surface_offset_m, max_people=max_people)
+        to_frame = tf.stack([1.0 / sx, 1.0 / sy])
+        people["keypoints_2d"] = people["keypoints_2d"] * to_frame
+        people["keypoint_inferred"] = tf.cast(people["keypoint_inferred"], tf.bool)
+        people["heatmaps"] = tf.cast(maps[HEATMAPS], tf.float32)
+        return people
+
+    return predict
+
+
+def pose_metadata(model, output_stride, bone_lengths):
+    preprocessing = model.get_layer("depth_preprocessing")
+    return {"task": "pose", "joint_names": list(JOINT_NAMES), "limbs": [list(limb) for limb in LIMBS],
+            "input_size": list(model.input_shape[1:3]), "output_stride": output_stride,
+            "depth_range_m": [preprocessing.min_m, preprocessing.max_m], "bone_lengths_m": list(bone_lengths),
+            "signatures": {DEFAULT_SIGNATURE: "depth uint16 [N,H,W] mm; Kinect v2 intrinsics scaled to W",
+                           INTRINSICS_SIGNATURE: "depth uint16 [N,H,W] mm, intrinsics float32 [N,4] fx,fy,cx,cy"},
+            "outputs": ["num_people", "keypoints_2d", "keypoints_3d", "keypoint_scores", "keypoint_inferred",
+                        "person_scores", "heatmaps"]}
+
+
+def export_pose_model(model, destination, *, output_stride, bone_lengths=DEFAULT_BONE_LENGTHS):
+    """Write the pose SavedModel atomically (a killed export leaves the previous one or nothing)."""
+    predict = make_pose_predictor(model, output_stride=output_stride, bone_lengths=bone_lengths)
+
+    def with_default_intrinsics(depth):
+        shape = tf.shape(depth)
+        intrinsics = tf.tile(default_intrinsics(shape[1], shape[2])[None], [shape[0], 1])
+        return predict(depth, intrinsics)
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(DEFAULT_SIGNATURE, with_default_intrinsics,
+                         input_signature=[tf.TensorSpec([None, None, None], tf.uint16, name="depth")])
+    archive.add_endpoint(INTRINSICS_SIGNATURE, predict,
+                         input_signature=[tf.TensorSpec([None, None, None], tf.uint16, name="depth"),
+                                          tf.TensorSpec([None, 4], tf.float32, name="intrinsics")])
+    with atomic_path(destination) as tmp:
+        archive.write_out(str(tmp), verbose=False)
+        (tmp / METADATA_FILE).write_text(json.dumps(pose_metadata(model, output_stride, bone_lengths), indent=2)
+                                         + "\n")
+    return destination

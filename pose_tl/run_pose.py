@@ -1,0 +1,118 @@
+"""The pose task's evaluate and predict steps (train lives in `run`, which dispatches on the task)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from pose_tl.atomic import write_json_atomic
+from pose_tl.errors import DataError
+
+EVAL_BATCH = 8
+
+
+def predict_split(predict, recipe, split, limit=None):
+    """Run `predict(depth_mm [N, H, W], intrinsics [N, 4])` over a synthetic split; returns (predictions, frames)."""
+    from pose_tl.data.people.tfds_builder import frames_from_builder
+    from pose_tl.data.sources import synthetic_builder
+
+    builder = synthetic_builder(recipe.data, recipe.seed)
+    if split not in builder.info.splits:
+        raise DataError(f"{recipe.source}: the {split} split is empty")
+    frames = list(frames_from_builder(builder, split, limit))
+    predictions = []
+    for start in range(0, len(frames), EVAL_BATCH):
+        batch = frames[start:start + EVAL_BATCH]
+        out = predict(np.stack([f.depth_mm for f in batch]), np.stack([f.intrinsics for f in batch]))
+        predictions += [{name: np.asarray(value)[i] for name, value in out.items()} for i in range(len(batch))]
+    return predictions, frames
+
+
+def evaluate_people(predict, recipe, split, eval_dir):
+    """Pose metrics of `predict` on a split, written as metrics.json and metrics.txt into `eval_dir`."""
+    from pose_tl.evaluation.pose_metrics import evaluate_pose, format_pose_report
+
+    predictions, frames = predict_split(predict, recipe, split)
+    report = evaluate_pose(predictions, frames)
+    eval_dir = Path(eval_dir)
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(eval_dir / "metrics.json", report)
+    text = format_pose_report(report)
+    (eval_dir / "metrics.txt").write_text(text)
+    return {"report_text": text, "eval_dir": str(eval_dir), "pck": report["pck@0.2"], "map": report["map@10cm"]}
+
+
+def evaluate(recipe, model_path, out_dir, split, command):
+    from pose_tl.export.loading import load_pose_model
+    from pose_tl.run import prepare_output_dir
+    from pose_tl.run_record import write_run_record
+
+    model = load_pose_model(model_path)
+    out_dir = prepare_output_dir(out_dir, allow_previous_run=True)
+    write_run_record(out_dir, recipe, command)
+    return evaluate_people(model.predict, recipe, split, out_dir)
+
+
+def predict_files(model_path, files, *, out_dir=None, npy_units="m", intrinsics=None):
+    """People in each depth file: a list of JSON-able dicts; with `out_dir`, one overlay PNG per file too."""
+    from pose_tl.data.depth_io import read_depth
+    from pose_tl.export.loading import load_pose_model
+    from pose_tl.export.pose_saved_model import default_intrinsics
+
+    model = load_pose_model(model_path)
+    results = []
+    for path in files:
+        depth_m = read_depth(path, npy_units)
+        if not np.any(depth_m > 0):
+            raise DataError(f"{path}: depth holds no valid pixel (all zero, negative or non-finite)")
+        depth_mm = np.clip(np.round(depth_m * 1000.0), 0, 65535).astype(np.uint16)
+        frame_intrinsics = np.asarray(intrinsics if intrinsics is not None else
+                                      default_intrinsics(*depth_mm.shape).numpy(), np.float32)
+        out = {name: value[0] for name, value in model.predict(depth_mm[None], frame_intrinsics[None]).items()}
+        item = people_json(path, out, model.metadata["joint_names"], frame_intrinsics)
+        if out_dir is not None:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            item["overlay"] = str(write_overlay(Path(out_dir) / f"{Path(path).stem}_pose.png", depth_m, out))
+        results.append(item)
+    return results
+
+
+def people_json(path, out, joint_names, intrinsics):
+    people = []
+    for p in range(int(out["num_people"])):
+        joints = {}
+        for j, name in enumerate(joint_names):
+            detected, inferred = out["keypoint_scores"][p, j] > 0, bool(out["keypoint_inferred"][p, j])
+            if not (detected or inferred):
+                continue
+            joints[name] = {"xy_px": [round(float(v), 2) for v in out["keypoints_2d"][p, j]],
+                            "xyz_m": [round(float(v), 4) for v in out["keypoints_3d"][p, j]],
+                            "score": round(float(out["keypoint_scores"][p, j]), 4), "inferred": inferred}
+        people.append({"score": round(float(out["person_scores"][p]), 4), "joints": joints})
+    return {"file": str(path), "intrinsics": [float(v) for v in intrinsics], "people": people}
+
+
+def write_overlay(path, depth_m, out):
+    """Heatmaps blended on colour-mapped depth; skeletons with detected joints filled and inferred ones ringed."""
+    from PIL import Image
+
+    from pose_tl.data.people.skeleton import LIMBS
+    from pose_tl.drawing import colourise_depth, draw_people
+
+    scale = max(1, 480 // depth_m.shape[1])
+    rgb = colourise_depth(depth_m).astype(np.float32)
+    heat = np.asarray(out["heatmaps"]).max(axis=-1)
+    heat = np.asarray(Image.fromarray(np.clip(heat * 255, 0, 255).astype(np.uint8)).resize(
+        (depth_m.shape[1], depth_m.shape[0]), Image.BILINEAR), np.float32)[..., None] / 255.0
+    blended = rgb * (1 - 0.6 * heat) + np.array([255.0, 255.0, 255.0]) * 0.6 * heat
+    image = Image.fromarray(blended.astype(np.uint8)).resize((depth_m.shape[1] * scale, depth_m.shape[0] * scale),
+                                                            Image.NEAREST)
+    count = int(out["num_people"])
+    codes = np.where(out["keypoint_scores"][:count] > 0, 2, np.where(out["keypoint_inferred"][:count], 1, 0))
+    draw_people(image, out["keypoints_2d"][:count], codes, None, LIMBS, scale=scale)
+    image.save(path)
+    return path
+
+
+def dumps(results):
+    return json.dumps(results, indent=2)
