@@ -3,7 +3,6 @@
 The CLI calls these functions; each returns plain data describing what it wrote.
 """
 
-import json
 import math
 from pathlib import Path
 
@@ -76,29 +75,18 @@ def train(recipe, out_dir=None, resume=False, export=None, command="train", verb
 
 
 def _fit_pose(recipe, data, out_dir, resume, export, verbose, log):
-    """Train the pose model and export it with decoding (people, 3D skeletons) inside the SavedModel."""
-    from pose_tl.config.validation import frozen_layer_names
-    from pose_tl.data.people.skeleton import LIMBS, NUM_JOINTS
-    from pose_tl.models.factory import build_pose_model
-    from pose_tl.training.phases import compile_pose_model, train_phases
-
-    model = build_pose_model(recipe.model, NUM_JOINTS, len(LIMBS))
-    histories = train_phases(
-        model, model.get_layer(f"{recipe.model.backbone.name}_depth_pyramid"), data.datasets["train"],
-        data.datasets["validation"], recipe.train, frozen_layers=frozen_layer_names(recipe.model.backbone),
-        learned_adapter=recipe.model.backbone.depth_adapter == "learned",
-        steps_per_epoch=math.ceil(data.sizes["train"] / recipe.data.batch_size), out_dir=out_dir, resume=resume,
-        verbose=verbose, compile_model=compile_pose_model)
-    write_json_atomic(out_dir / "logs" / "history.json", histories)
-    final = out_dir / FINAL_MODEL
-    with atomic_path(final) as tmp:
-        model.save(str(tmp))
-    result = {"output_dir": str(out_dir), "checkpoint": str(final), "train_samples": data.sizes["train"],
-              "validation_samples": data.sizes["validation"]}
+    """Train the pose model, evaluate it, and export it with decoding (people, 3D skeletons) inside."""
     import tensorflow as tf
 
     from pose_tl import run_pose
+    from pose_tl.data.people.skeleton import LIMBS, NUM_JOINTS
     from pose_tl.export.pose_saved_model import export_pose_model, make_pose_predictor
+    from pose_tl.models.factory import build_pose_model
+    from pose_tl.training.phases import compile_pose_model
+
+    model = build_pose_model(recipe.model, NUM_JOINTS, len(LIMBS))
+    result = _fit_and_save(recipe, model, model.get_layer(f"{recipe.model.backbone.name}_depth_pyramid"), data,
+                           out_dir, resume, verbose, compile_pose_model)
 
     bone_lengths = _bone_lengths(recipe)
     write_json_atomic(out_dir / "bone_lengths.json", bone_lengths)
@@ -114,26 +102,14 @@ def _fit_pose(recipe, data, out_dir, resume, export, verbose, log):
 
 
 def _fit_evaluate_export(recipe, data, out_dir, resume, export, verbose):
-    from pose_tl.config.validation import frozen_layer_names
     from pose_tl.models.classifier import backbone_of
     from pose_tl.models.factory import build_model
-    from pose_tl.training.phases import train_phases
+    from pose_tl.training.phases import compile_classifier
 
-    train_ds, val_ds = data.datasets["train"], data.datasets["validation"]
+    val_ds = data.datasets["validation"]
     model = build_model(recipe.model, data.class_names)
     write_json_atomic(out_dir / "class_names.json", data.class_names)
-    histories = train_phases(
-        model, backbone_of(model), train_ds, val_ds, recipe.train,
-        frozen_layers=frozen_layer_names(recipe.model.backbone),
-        learned_adapter=recipe.model.backbone.depth_adapter == "learned",
-        steps_per_epoch=math.ceil(data.sizes["train"] / recipe.data.batch_size), out_dir=out_dir, resume=resume,
-        verbose=verbose)
-    write_json_atomic(out_dir / "logs" / "history.json", histories)
-    final = out_dir / FINAL_MODEL
-    with atomic_path(final) as tmp:
-        model.save(str(tmp))
-    result = {"output_dir": str(out_dir), "checkpoint": str(final), "train_samples": data.sizes["train"],
-              "validation_samples": data.sizes["validation"]}
+    result = _fit_and_save(recipe, model, backbone_of(model), data, out_dir, resume, verbose, compile_classifier)
     if val_ds is not None:
         result.update(_evaluate_dataset(model, val_ds, data.class_names, out_dir / EVAL_DIR))
     if recipe.train.export_at_end if export is None else export:
@@ -141,6 +117,25 @@ def _fit_evaluate_export(recipe, data, out_dir, resume, export, verbose):
 
         result["saved_model"] = str(export_classifier(model, out_dir / SAVED_MODEL))
     return result
+
+
+def _fit_and_save(recipe, model, backbone, data, out_dir, resume, verbose, compile_model):
+    """Run every phase, then save `checkpoints/final.keras` atomically; returns the run's paths and sizes."""
+    from pose_tl.config.validation import frozen_layer_names
+    from pose_tl.training.phases import train_phases
+
+    histories = train_phases(
+        model, backbone, data.datasets["train"], data.datasets["validation"], recipe.train,
+        frozen_layers=frozen_layer_names(recipe.model.backbone),
+        learned_adapter=recipe.model.backbone.depth_adapter == "learned",
+        steps_per_epoch=math.ceil(data.sizes["train"] / recipe.data.batch_size), out_dir=out_dir, resume=resume,
+        verbose=verbose, compile_model=compile_model)
+    write_json_atomic(out_dir / "logs" / "history.json", histories)
+    final = out_dir / FINAL_MODEL
+    with atomic_path(final) as tmp:
+        model.save(str(tmp))
+    return {"output_dir": str(out_dir), "checkpoint": str(final), "train_samples": data.sizes["train"],
+            "validation_samples": data.sizes["validation"]}
 
 
 def _evaluate_dataset(model, dataset, class_names, eval_dir, predict=None):
@@ -246,7 +241,3 @@ def predict(model_path, files, top_k=3, npy_units="m", out_dir=None, intrinsics=
         results.append({"file": str(path), "top_k": [
             {"class": classifier.class_names[i], "probability": float(probabilities[i])} for i in order]})
     return results
-
-
-def dumps(data):
-    return json.dumps(data, indent=2)

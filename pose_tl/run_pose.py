@@ -1,6 +1,5 @@
 """The pose task's evaluate and predict steps (train lives in `run`, which dispatches on the task)."""
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -112,7 +111,3 @@ def write_overlay(path, depth_m, out):
     draw_people(image, out["keypoints_2d"][:count], codes, None, LIMBS, scale=scale)
     image.save(path)
     return path
-
-
-def dumps(results):
-    return json.dumps(results, indent=2)

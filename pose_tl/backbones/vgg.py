@@ -1,7 +1,5 @@
 """The depth VGG backbone: Keras' VGG16/VGG19 without top, one input channel, pretrained weights copied in."""
 
-import keras
-
 from pose_tl.backbones.depth_adapter import adapt_first_conv_to_depth
 from pose_tl.backbones.weights import APPLICATIONS, load_rgb_conv_weights
 from pose_tl.errors import WeightsError

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from pose_tl.data.pipeline import batch_classification_frames, make_classification_dataset
-from pose_tl.data.sources import synthetic_builder, train_validation_files
+from pose_tl.data.sources import split_size, synthetic_builder, train_validation_files
 from pose_tl.errors import DataError
 
 
@@ -42,7 +42,7 @@ def _synthetic_splits(data_config, seed, input_size, splits, for_training):
     to_label = tf.constant([class_names.index(c) if c in class_names else -1 for c in POSE_CLASSES], tf.int32)
     datasets, sizes = {}, {}
     for split in splits:
-        count = builder.info.splits[split].num_examples if split in builder.info.splits else 0
+        count = split_size(builder, split)
         sizes[split] = count
         if not count:
             datasets[split] = None

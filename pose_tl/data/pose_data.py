@@ -7,7 +7,7 @@ import tensorflow as tf
 from pose_tl.data.augment import add_depth_noise_and_shift, random_holes
 from pose_tl.data.people.augment_people import crop_and_resize_people_frame, random_people_augment
 from pose_tl.data.people.targets import joint_heatmaps, part_affinity_fields
-from pose_tl.data.sources import synthetic_builder
+from pose_tl.data.sources import split_size, synthetic_builder
 from pose_tl.models.pose_model import stage_output_names
 
 
@@ -40,7 +40,7 @@ def pose_splits(data_config, pose_config, *, seed, input_size, splits=("train", 
     augment = data_config.augment
     datasets, sizes = {}, {}
     for split in splits:
-        count = builder.info.splits[split].num_examples if split in builder.info.splits else 0
+        count = split_size(builder, split)
         sizes[split] = count
         if not count:
             datasets[split] = None

@@ -65,3 +65,8 @@ def class_names_for(data_config):
     if data_config.source == "synthetic":
         return list(data_config.synthetic.pose_classes)
     return scan_class_folders(data_config.root).class_names
+
+
+def split_size(builder, split):
+    """Frames in a prepared split of a TFDS builder, 0 if the split was not generated."""
+    return builder.info.splits[split].num_examples if split in builder.info.splits else 0

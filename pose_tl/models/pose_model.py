@@ -3,7 +3,7 @@
 import keras
 
 from pose_tl.backbones.depth_preprocessing import DepthPreprocessing
-from pose_tl.heads.pose import PoseHead, pyramid_layer_names
+from pose_tl.heads.pose import pyramid_layer_names
 from pose_tl.models.classifier import DEPTH_INPUT
 
 HEATMAPS = "heatmaps"
