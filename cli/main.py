@@ -5,6 +5,7 @@ TensorFlow is imported inside commands only, so `pose-tl --help` is instant.
 
 import functools
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -47,6 +48,7 @@ def load(recipe, overrides):
 @click.version_option(__version__, prog_name="pose-tl")
 def main():
     """Transfer learning on depth images: VGG16/VGG19 adapted to depth, driven by recipe files."""
+    logging.getLogger("absl").setLevel(logging.ERROR)  # TFDS' per-builder config warnings drown the output
 
 
 @main.command()

@@ -88,7 +88,7 @@ def _merge_split_people(person_joint, owner, parent, child, matches):
     return person_joint, owner
 
 
-def group_people(xy, scores, pafs, max_people=10):
+def group_people(xy, scores, pafs, max_people=10, min_joints=4):
     """Assemble people in one image.
 
     Args:
@@ -96,7 +96,7 @@ def group_people(xy, scores, pafs, max_people=10):
 
     Returns:
         keypoints [P, J, 2], keypoint_scores [P, J] (0 = not found), person_scores [P], num_people (scalar),
-        with P = `max_people`, people sorted by score.
+        with P = `max_people`, people sorted by score; groups of fewer than `min_joints` joints are dropped.
     """
     k = tf.shape(scores)[1]
     capacity = NUM_JOINTS * k  # enough slots for every candidate to start a person
@@ -138,7 +138,7 @@ def group_people(xy, scores, pafs, max_people=10):
     keypoint_scores = tf.where(found, tf.gather_nd(scores, tf.stack([joint_ids, safe], -1)), 0.0)
     count = tf.reduce_sum(tf.cast(found, tf.float32), axis=-1)
     person_scores = tf.math.divide_no_nan(tf.reduce_sum(keypoint_scores, -1) + limb_total, 2.0 * count)
-    person_scores = tf.where(count >= 3, person_scores, 0.0)  # a person needs at least three joints
+    person_scores = tf.where(count >= min_joints, person_scores, 0.0)  # fewer joints: a fragment, not a person
     order = tf.argsort(person_scores, direction="DESCENDING")[:max_people]
     pad = tf.maximum(max_people - tf.shape(order)[0], 0)
     order = tf.pad(order, [[0, pad]])
