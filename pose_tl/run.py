@@ -222,7 +222,7 @@ def _bone_lengths(recipe, frames=400):
 def predict(model_path, files, top_k=3, npy_units="m", out_dir=None, intrinsics=None):
     """Classifier: top-k classes per depth file, `{"file", "top_k": [{"class", "probability"}]}`.
     Pose model: people per file, `{"file", "intrinsics", "people": [{"score", "joints": {...}}]}` (+ overlays)."""
-    from pose_tl.data.depth_io import read_depth
+    from pose_tl.data.depth_io import read_valid_depth
     from pose_tl.export.loading import load_classifier, model_task
 
     if model_task(model_path) == "pose":
@@ -233,9 +233,7 @@ def predict(model_path, files, top_k=3, npy_units="m", out_dir=None, intrinsics=
     classifier = load_classifier(model_path)
     results = []
     for path in files:
-        depth = read_depth(path, npy_units)
-        if not np.any(depth > 0):
-            raise DataError(f"{path}: depth holds no valid pixel (all zero, negative or non-finite)")
+        depth = read_valid_depth(path, npy_units)
         probabilities = classifier.predict(depth[None])[0]
         order = np.argsort(-probabilities)[:top_k]
         results.append({"file": str(path), "top_k": [

@@ -54,16 +54,14 @@ def evaluate(recipe, model_path, out_dir, split, command):
 
 def predict_files(model_path, files, *, out_dir=None, npy_units="m", intrinsics=None):
     """People in each depth file: a list of JSON-able dicts; with `out_dir`, one overlay PNG per file too."""
-    from pose_tl.data.depth_io import read_depth
+    from pose_tl.data.depth_io import read_valid_depth
     from pose_tl.export.loading import load_pose_model
     from pose_tl.export.pose_saved_model import default_intrinsics
 
     model = load_pose_model(model_path)
     results = []
     for path in files:
-        depth_m = read_depth(path, npy_units)
-        if not np.any(depth_m > 0):
-            raise DataError(f"{path}: depth holds no valid pixel (all zero, negative or non-finite)")
+        depth_m = read_valid_depth(path, npy_units)
         depth_mm = np.clip(np.round(depth_m * 1000.0), 0, 65535).astype(np.uint16)
         frame_intrinsics = np.asarray(intrinsics if intrinsics is not None else
                                       default_intrinsics(*depth_mm.shape).numpy(), np.float32)

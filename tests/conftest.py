@@ -66,3 +66,16 @@ def trained_run(tiny_recipe, tmp_path_factory):
     result = invoke("train", tiny_recipe, "--out", out)
     assert result.exit_code == 0, result.output
     return out, result
+
+
+EXIT_USER_ERROR = 2
+
+
+def assert_one_line_error(result, *fragments):
+    """A user error: exit 2, one line, no traceback, naming every fragment."""
+    output = result.output
+    assert result.exit_code == EXIT_USER_ERROR, output
+    assert "Traceback" not in output, output
+    assert len(output.strip().splitlines()) == 1, output
+    for fragment in fragments:
+        assert str(fragment) in output, output

@@ -13,19 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import invoke, tiny_recipe_dict, write_recipe
+from conftest import assert_one_line_error, invoke, tiny_recipe_dict, write_recipe
 
-EXIT_USER_ERROR = 2
 DAMAGED_CLASS = "cone"
 
-
-def assert_one_line_error(result, *fragments):
-    output = result.output
-    assert result.exit_code == EXIT_USER_ERROR, output
-    assert "Traceback" not in output, output
-    assert len(output.strip().splitlines()) == 1, output
-    for fragment in fragments:
-        assert str(fragment) in output, output
 
 
 # --- ways to damage a depth file ---------------------------------------------------------------------------

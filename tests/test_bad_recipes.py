@@ -16,21 +16,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import invoke, tiny_recipe_dict, write_recipe
+from conftest import assert_one_line_error, invoke, tiny_recipe_dict, write_recipe
 from pose_tl.config import Recipe, load_recipe
 from pose_tl.errors import PoseTLError
 
-EXIT_USER_ERROR = 2
 RECIPE_NAME = "recipe.yaml"
 
-
-def assert_one_line_error(result, *fragments):
-    output = result.output
-    assert result.exit_code == EXIT_USER_ERROR, output
-    assert "Traceback" not in output, output
-    assert len(output.strip().splitlines()) == 1, output
-    for fragment in fragments:
-        assert str(fragment) in output, output
 
 
 # --- how each bad recipe is written ----------------------------------------------------------------------------

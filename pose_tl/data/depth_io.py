@@ -64,6 +64,14 @@ def read_depth(path, npy_units="m"):
     raise DataError(f"{path}: unsupported depth file type; expected one of {list(DEPTH_SUFFIXES)}")
 
 
+def read_valid_depth(path, npy_units="m"):
+    """`read_depth`, refusing a frame with no valid pixel (a silently meaningless prediction otherwise)."""
+    depth = read_depth(path, npy_units)
+    if not np.any(depth > 0):
+        raise DataError(f"{path}: depth holds no valid pixel (all zero, negative or non-finite)")
+    return depth
+
+
 def write_depth_png(path, depth_m):
     """float metres [H, W] -> 16-bit PNG of millimetres (0 = no reading), rounded to the nearest mm."""
     depth_mm = np.clip(np.round(np.nan_to_num(depth_m, nan=0.0, posinf=0.0) * MM_PER_M), 0, 65535)

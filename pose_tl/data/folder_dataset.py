@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pose_tl.data.depth_io import DEPTH_SUFFIXES, read_depth
+from pose_tl.data.depth_io import DEPTH_SUFFIXES, read_valid_depth
 from pose_tl.errors import DataError
 
 
@@ -70,6 +70,4 @@ def split_files(files, validation_fraction, seed):
 def verify_depth_files(paths, npy_units):
     """Decode every file once so a corrupt one is reported by name before training starts."""
     for path in paths:
-        depth = read_depth(path, npy_units)
-        if not np.any(depth > 0):
-            raise DataError(f"{path}: depth holds no valid pixel (all zero, negative or non-finite)")
+        read_valid_depth(path, npy_units)
