@@ -114,3 +114,14 @@ def test_bone_length_statistics_from_labels():
     lengths = bone_length_statistics(frame.joints_3d, frame.visibility)
     assert len(lengths) == len(LIMBS)
     assert all(0.08 < length < 0.7 for length in lengths)
+
+
+def test_per_joint_surface_offsets_move_each_joint_to_its_centre():
+    from pose_tl.decoding.lifting import JOINT_SURFACE_OFFSETS_M
+
+    depth = np.full((60, 80), 2.5, np.float32)
+    keypoints = np.full((1, NUM_JOINTS, 2), 40.0, np.float32)
+    xyz, _ = lift_to_camera_space(tf.constant(keypoints), tf.constant(depth), np.array([200, 200, 40, 30], np.float32),
+                                  surface_offset_m=tf.constant(JOINT_SURFACE_OFFSETS_M))
+    assert np.allclose(xyz.numpy()[0, :, 2], 2.5 + np.asarray(JOINT_SURFACE_OFFSETS_M))
+    assert JOINT_SURFACE_OFFSETS_M[JOINT["torso"]] > JOINT_SURFACE_OFFSETS_M[JOINT["right_hand"]]

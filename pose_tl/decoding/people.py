@@ -4,14 +4,14 @@ import tensorflow as tf
 
 from pose_tl.data.people.skeleton import NUM_JOINTS
 from pose_tl.decoding.grouping import group_people
-from pose_tl.decoding.lifting import lift_to_camera_space
+from pose_tl.decoding.lifting import JOINT_SURFACE_OFFSETS_M, lift_to_camera_space
 from pose_tl.decoding.occlusion import (DEFAULT_BONE_LENGTHS, depth_from_neighbours, infer_missing_joints,
                                         occluded_by_depth)
 from pose_tl.decoding.peaks import find_peaks
 
 
 def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, peak_threshold=0.2, max_peaks=8, max_people=10,
-                  min_joint_score=0.3, surface_offset_m=0.05, bone_lengths=DEFAULT_BONE_LENGTHS):
+                  min_joint_score=0.3, surface_offset_m=JOINT_SURFACE_OFFSETS_M, bone_lengths=DEFAULT_BONE_LENGTHS):
     """Decode a batch.
 
     Args:
@@ -19,6 +19,7 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, peak_threshold
         depth_m: [N, H, W] metres at the model's input resolution (H = Ho * stride).
         intrinsics: [N, 4] (fx, fy, cx, cy) for that resolution.
         min_joint_score: found joints below this score are replaced by inferred ones.
+        surface_offset_m: skin-to-joint depth, a scalar or one value per joint.
 
     Returns:
         A dict: num_people [N], keypoints_2d [N, P, J, 2] (input pixels), keypoints_3d [N, P, J, 3] (metres,
@@ -32,7 +33,7 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, peak_threshold
                                                                         max_people=max_people)
         keypoints_px = keypoints * float(stride)
         xyz, has_depth = lift_to_camera_space(keypoints_px, frame_depth, frame_intrinsics,
-                                              surface_offset_m=surface_offset_m)
+                                              surface_offset_m=tf.constant(surface_offset_m, tf.float32))
         found = (keypoint_scores >= min_joint_score) & has_depth
         hidden = occluded_by_depth(xyz, found, bone_lengths)  # found in 2D, but depth reads the occluder
         xyz, depth_inferred = depth_from_neighbours(keypoints_px, xyz, found & ~hidden, hidden, frame_intrinsics)

@@ -18,6 +18,7 @@ from pose_tl.backbones.depth_preprocessing import depth_to_metres
 from pose_tl.data.augment import resize_depth
 from pose_tl.data.people.engine import KINECT_V2_DEPTH
 from pose_tl.data.people.skeleton import JOINT_NAMES, LIMBS
+from pose_tl.decoding.lifting import JOINT_SURFACE_OFFSETS_M
 from pose_tl.decoding.occlusion import DEFAULT_BONE_LENGTHS
 from pose_tl.decoding.people import decode_people
 from pose_tl.export.saved_model import DEFAULT_SIGNATURE, METADATA_FILE
@@ -33,8 +34,8 @@ def default_intrinsics(height, width):
     return tf.stack([f, f, tf.cast(width, tf.float32) / 2.0, tf.cast(height, tf.float32) / 2.0])
 
 
-def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGTHS, surface_offset_m=0.05,
-                        max_people=10):
+def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGTHS,
+                        surface_offset_m=JOINT_SURFACE_OFFSETS_M, max_people=10):
     """fn(depth [N, H, W] uint16 mm or float metres, intrinsics [N, 4]) -> the output dict above."""
     input_h, input_w = model.input_shape[1:3]
 
