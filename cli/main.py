@@ -71,8 +71,9 @@ def train(recipe, overrides, out, resume, no_export):
         click.echo(f"metrics:     {result['eval_dir']}/metrics.json (accuracy {result['accuracy']:.4f})")
         click.echo(f"pictures:    {result['eval_dir']}/confusion_matrix.png")
     elif "eval_dir" in result:
+        map_text = "n/a (no 3D labels)" if result["map"] is None else f"{result['map']:.4f}"
         click.echo(f"metrics:     {result['eval_dir']}/metrics.json (PCK@0.2 {result['pck']:.4f}, "
-                   f"mAP@10cm {result['map']:.4f})")
+                   f"mAP@10cm {map_text})")
     if "saved_model" in result:
         click.echo(f"SavedModel:  {result['saved_model']}")
 

@@ -206,12 +206,11 @@ def export(checkpoint, out_dir, recipe=None):
 
 def _bone_lengths(recipe, frames=400):
     """Mean bone lengths of the recipe's training people (for inferring occluded joints)."""
-    from pose_tl.data.people.tfds_builder import frames_from_builder
-    from pose_tl.data.sources import synthetic_builder
+    from pose_tl.data.people_sources import people_frames
     from pose_tl.decoding.occlusion import bone_length_statistics
 
     joints, visibility = [], []
-    for frame in frames_from_builder(synthetic_builder(recipe.data, recipe.seed), "train", frames):
+    for frame in people_frames(recipe.data, recipe.seed, "train", frames):
         joints.append(frame.joints_3d)
         visibility.append(frame.visibility)
     if not joints:

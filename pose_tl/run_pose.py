@@ -11,20 +11,31 @@ EVAL_BATCH = 8
 
 
 def predict_split(predict, recipe, split, limit=None):
-    """Run `predict(depth_mm [N, H, W], intrinsics [N, 4])` over a synthetic split; returns (predictions, frames)."""
-    from pose_tl.data.people.tfds_builder import frames_from_builder
-    from pose_tl.data.sources import synthetic_builder
+    """Run `predict(depth_mm [N, H, W], intrinsics [N, 4])` over a split; returns (predictions, frames).
 
-    builder = synthetic_builder(recipe.data, recipe.seed)
-    if split not in builder.info.splits:
+    Frames are batched only with frames of the same size (file sources may mix sizes).
+    """
+    from pose_tl.data.people_sources import people_frames
+
+    frames = people_frames(recipe.data, recipe.seed, split, limit)
+    if not frames:
         raise DataError(f"{recipe.source}: the {split} split is empty")
-    frames = list(frames_from_builder(builder, split, limit))
     predictions = []
-    for start in range(0, len(frames), EVAL_BATCH):
-        batch = frames[start:start + EVAL_BATCH]
+    for batch in _same_size_batches(frames, EVAL_BATCH):
         out = predict(np.stack([f.depth_mm for f in batch]), np.stack([f.intrinsics for f in batch]))
         predictions += [{name: np.asarray(value)[i] for name, value in out.items()} for i in range(len(batch))]
     return predictions, frames
+
+
+def _same_size_batches(frames, size):
+    batch = []
+    for frame in frames:
+        if batch and (len(batch) == size or frame.depth_mm.shape != batch[0].depth_mm.shape):
+            yield batch
+            batch = []
+        batch.append(frame)
+    if batch:
+        yield batch
 
 
 def evaluate_people(predict, recipe, split, eval_dir):

@@ -114,8 +114,31 @@ class SyntheticConfig:
 
 
 @dataclass(frozen=True)
+class CocoPeopleConfig:
+    # data.source coco: a COCO-keypoints depth dataset per split, in the layout `pose-tl data convert` writes (the
+    # folder holding annotations.json, or the JSON itself; 16-bit PNG depth in millimetres). Unset splits are empty.
+    train: Optional[str] = path_field()
+    validation: Optional[str] = path_field()
+    test: Optional[str] = path_field()
+
+
+@dataclass(frozen=True)
+class ItopConfig:
+    # data.source itop: the ITOP h5 pairs (<split>_depth_map.h5, <split>_labels.h5) per split. ITOP ships train and
+    # test only; a validation pair is optional.
+    train_depth: Optional[str] = path_field()
+    train_labels: Optional[str] = path_field()
+    validation_depth: Optional[str] = path_field()
+    validation_labels: Optional[str] = path_field()
+    test_depth: Optional[str] = path_field()
+    test_labels: Optional[str] = path_field()
+    only_valid: bool = True  # skip frames ITOP marks `is_valid == 0` (unreliable labels)
+
+
+@dataclass(frozen=True)
 class DataConfig:
-    source: Literal["folder", "shapes", "synthetic"] = "folder"
+    # folder and shapes: classification files; synthetic: the people engine (both tasks); coco, itop: pose files
+    source: Literal["folder", "shapes", "synthetic", "coco", "itop"] = "folder"
     root: Optional[str] = path_field()  # folder: one sub-folder per class; shapes: where files are written
     npy_units: Literal["m", "mm"] = "m"  # units of .npy depth files (16-bit PNG is always millimetres)
     classes: Optional[list[str]] = None  # if set, must equal the class folders found (order kept)
@@ -125,6 +148,8 @@ class DataConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     shapes: ShapesConfig = field(default_factory=ShapesConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    coco: CocoPeopleConfig = field(default_factory=CocoPeopleConfig)
+    itop: ItopConfig = field(default_factory=ItopConfig)
 
 
 @dataclass(frozen=True)

@@ -53,10 +53,50 @@ def _check_backbone(recipe, src):
                           "or weights: imagenet / none / a file", f"hed-bsds500 with {backbone.name}")
 
 
+PEOPLE_FILE_SOURCES = ("coco", "itop")
+SPLITS = ("train", "validation", "test")
+
+
 def _check_task(recipe, src):
-    if recipe.task == "pose" and recipe.data.source != "synthetic":
-        raise RecipeError(src, "data.source", "the pose task trains on people data; expected 'synthetic' "
-                          "(COCO-style and ITOP sources come next)", recipe.data.source)
+    source = recipe.data.source
+    if recipe.task == "pose" and source not in ("synthetic", *PEOPLE_FILE_SOURCES):
+        raise RecipeError(src, "data.source", "the pose task trains on people data; expected 'synthetic', 'coco' or "
+                          "'itop'", source)
+    if recipe.task == "classification" and source in PEOPLE_FILE_SOURCES:
+        raise RecipeError(src, "data.source", "classification trains on 'folder', 'shapes' or 'synthetic' data; "
+                          f"'{source}' holds joint labels for the pose task", source)
+    if source == "coco":
+        _check_coco(recipe.data.coco, src)
+    if source == "itop":
+        _check_itop(recipe.data.itop, src)
+
+
+def _check_coco(coco, src):
+    given = [split for split in SPLITS if getattr(coco, split) is not None]
+    if not given:
+        raise RecipeError(src, "data.coco", "expected the COCO dataset (folder or annotations JSON) of at least "
+                          "one split: train, validation, test", None)
+    for split in given:
+        if not is_existing(getattr(coco, split)):
+            raise RecipeError(src, f"data.coco.{split}", "expected an existing COCO dataset folder or annotations "
+                              "JSON", getattr(coco, split))
+
+
+def _check_itop(itop, src):
+    given = []
+    for split in SPLITS:
+        depth, labels = getattr(itop, f"{split}_depth"), getattr(itop, f"{split}_labels")
+        if (depth is None) != (labels is None):
+            missing = f"{split}_labels" if labels is None else f"{split}_depth"
+            raise RecipeError(src, f"data.itop.{missing}", f"expected the ITOP file paired with data.itop.{split}_"
+                              f"{'depth' if labels is None else 'labels'}", None)
+        for name, path in ((f"{split}_depth", depth), (f"{split}_labels", labels)):
+            if path is not None and not is_existing(path, "file"):
+                raise RecipeError(src, f"data.itop.{name}", "expected an existing ITOP .h5 file", path)
+        given += [split] if depth is not None else []
+    if not given:
+        raise RecipeError(src, "data.itop", "expected the depth and labels h5 files of at least one split "
+                          "(train_depth and train_labels, ...)", None)
 
 
 def _check_model(recipe, src):

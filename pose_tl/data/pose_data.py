@@ -1,4 +1,8 @@
-"""Pose training data: people frames -> joint-aware augmentation -> heatmap and PAF targets for every stage."""
+"""Pose training data: people frames -> joint-aware augmentation -> heatmap and PAF targets for every stage.
+
+Each element is (depth, targets, loss weights): the weights are 0 where labels are unknown (people boxed without
+joints), so the loss ignores those pixels rather than learning that a body there is background.
+"""
 
 from dataclasses import dataclass
 
@@ -6,8 +10,8 @@ import tensorflow as tf
 
 from pose_tl.data.augment import add_depth_noise_and_shift, random_holes
 from pose_tl.data.people.augment_people import crop_and_resize_people_frame, random_people_augment
-from pose_tl.data.people.targets import joint_heatmaps, part_affinity_fields
-from pose_tl.data.sources import split_size, synthetic_builder
+from pose_tl.data.people.targets import joint_heatmaps, known_label_mask, part_affinity_fields
+from pose_tl.data.people_sources import open_people_split, people_examples, split_frame_count
 from pose_tl.models.pose_model import stage_output_names
 
 
@@ -27,20 +31,23 @@ def people_frame_from_example(example):
 
 
 def pose_targets(frame, *, output_size, stride, sigma, paf_width, stages):
+    """(targets, loss weights), each a dict over the model's outputs: every stage has the same targets."""
     heatmaps = joint_heatmaps(frame["joints_2d"], frame["visibility"], output_size, stride, sigma)
     pafs = part_affinity_fields(frame["joints_2d"], frame["visibility"], output_size, stride, paf_width)
+    mask = known_label_mask(frame["boxes"], frame["visibility"], output_size, stride)
     names = stage_output_names(stages)
-    return {name: heatmaps if name.startswith("heatmaps") else pafs for name in names}
+    return ({name: heatmaps if name.startswith("heatmaps") else pafs for name in names},
+            {name: mask for name in names})
 
 
 def pose_splits(data_config, pose_config, *, seed, input_size, splits=("train", "validation"), for_training=True):
-    """Batched (depth [B, H, W, 1], targets) datasets of the recipe's synthetic people for `splits`."""
-    builder = synthetic_builder(data_config, seed)
+    """Batched (depth [B, H, W, 1], targets, loss weights) datasets of the recipe's people for `splits`."""
     output_size = (input_size[0] // pose_config.output_stride, input_size[1] // pose_config.output_stride)
     augment = data_config.augment
     datasets, sizes = {}, {}
     for split in splits:
-        count = split_size(builder, split)
+        opened = open_people_split(data_config, seed, split)
+        count = split_frame_count(opened, split)
         sizes[split] = count
         if not count:
             datasets[split] = None
@@ -59,12 +66,15 @@ def pose_splits(data_config, pose_config, *, seed, input_size, splits=("train", 
             else:
                 shape = tf.shape(frame["depth"])
                 frame = crop_and_resize_people_frame(frame, 0, 0, shape[0], shape[1], input_size)
-            targets = pose_targets(frame, output_size=output_size, stride=pose_config.output_stride,
-                                   sigma=pose_config.sigma, paf_width=pose_config.paf_width,
-                                   stages=pose_config.stages)
-            return tf.ensure_shape(frame["depth"], (*input_size, 1)), targets
+            targets, weights = pose_targets(frame, output_size=output_size, stride=pose_config.output_stride,
+                                            sigma=pose_config.sigma, paf_width=pose_config.paf_width,
+                                            stages=pose_config.stages)
+            return tf.ensure_shape(frame["depth"], (*input_size, 1)), targets, weights
 
-        dataset = builder.as_dataset(split=split, shuffle_files=False)
+        if not hasattr(opened, "info") and for_training:
+            for _ in opened:  # read every file once now: a corrupt one fails here, named, not mid-epoch
+                pass
+        dataset = people_examples(opened, split)
         if training:
             dataset = dataset.shuffle(min(count, data_config.shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
         dataset = tf.data.Dataset.zip((dataset, tf.data.Dataset.random(seed=seed).batch(2)))

@@ -23,6 +23,7 @@ def bone_length_statistics(joints_3d, visibility, min_visibility=1):
     for limb, (a, b) in enumerate(LIMBS):
         both = (visibility[:, a] >= min_visibility) & (visibility[:, b] >= min_visibility)
         values = np.linalg.norm(joints_3d[both, a] - joints_3d[both, b], axis=-1)
+        values = values[np.isfinite(values)]  # files without 3D labels (COCO-style) hold NaN
         lengths.append(float(values.mean()) if values.size else DEFAULT_BONE_LENGTHS[limb])
     return tuple(lengths)
 

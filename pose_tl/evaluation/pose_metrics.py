@@ -55,7 +55,7 @@ def evaluate_pose(predictions, frames):
         frames: the matching `PeopleFrame`s.
     """
     joints = len(JOINT_NAMES)
-    pck_hits, map_hits, totals = np.zeros(joints), np.zeros(joints), np.zeros(joints)
+    pck_hits, map_hits, totals, totals_3d = np.zeros(joints), np.zeros(joints), np.zeros(joints), np.zeros(joints)
     errors = [[] for _ in range(joints)]
     images, annotations, results = [], [], []
     for image_id, (pred, frame) in enumerate(zip(predictions, frames), start=1):
@@ -64,15 +64,17 @@ def evaluate_pose(predictions, frames):
         pairs = match_people(pred["keypoints_2d"][:count], valid, pred["person_scores"][:count], frame.joints_2d,
                              frame.visibility)
         labelled = frame.visibility > 0
+        has_3d = labelled & np.all(np.isfinite(frame.joints_3d), axis=-1)  # COCO-style files may lack 3D labels
         totals += labelled.sum(axis=0)
+        totals_3d += has_3d.sum(axis=0)
         for p, g in pairs:
             ok = labelled[g] & valid[p]
             torso = _torso_size(frame.joints_2d[g], frame.visibility[g], frame.boxes[g])
             error_2d = np.linalg.norm(pred["keypoints_2d"][p] - frame.joints_2d[g], axis=-1)
             error_3d = np.linalg.norm(pred["keypoints_3d"][p] - frame.joints_3d[g], axis=-1)
             pck_hits += ok & (error_2d <= PCK_FRACTION * torso)
-            map_hits += ok & (error_3d <= DISTANCE_3D_M)
-            for j in np.flatnonzero(ok):
+            map_hits += ok & has_3d[g] & (error_3d <= DISTANCE_3D_M)
+            for j in np.flatnonzero(ok & has_3d[g]):
                 errors[j].append(error_3d[j])
         images.append({"id": image_id, "width": int(frame.depth_mm.shape[1]), "height": int(frame.depth_mm.shape[0])})
         for g in range(frame.num_people):
@@ -86,13 +88,15 @@ def evaluate_pose(predictions, frames):
             keypoints = np.concatenate([pred["keypoints_2d"][p], valid[p][:, None].astype(np.float32)], 1)
             results.append({"image_id": image_id, "category_id": 1, "keypoints": keypoints.ravel().tolist(),
                             "score": float(pred["person_scores"][p])})
-    per_joint = {name: {"pck@0.2": _share(pck_hits[j], totals[j]), "map@10cm": _share(map_hits[j], totals[j]),
+    per_joint = {name: {"pck@0.2": _share(pck_hits[j], totals[j]),
+                        "map@10cm": _share(map_hits[j], totals_3d[j]) if totals_3d[j] else None,
                         "mpjpe_mm": float(np.mean(errors[j]) * 1000) if errors[j] else None,
                         "labelled": int(totals[j])} for j, name in enumerate(JOINT_NAMES)}
     all_errors = np.concatenate([np.asarray(e) for e in errors if e]) if any(errors) else np.zeros(0)
     return {"frames": len(frames), "people": len(annotations), "predicted_people": len(results),
             "pck@0.2": _share(pck_hits.sum(), totals.sum()), "map@10cm": float(np.mean(
-                [per_joint[n]["map@10cm"] for n in JOINT_NAMES if per_joint[n]["labelled"]] or [0.0])),
+                [per_joint[n]["map@10cm"] for n in JOINT_NAMES if per_joint[n]["map@10cm"] is not None]))
+            if totals_3d.any() else None,
             "mpjpe_mm": float(all_errors.mean() * 1000) if all_errors.size else None,
             **oks_average_precision(images, annotations, results), "per_joint": per_joint}
 
@@ -125,14 +129,15 @@ def oks_average_precision(images, annotations, results):
 
 
 def format_pose_report(report):
+    def number(value, spec=".4f"):
+        return "n/a" if value is None else format(value, spec)
+
     lines = [f"frames: {report['frames']}   people: {report['people']}   predicted: {report['predicted_people']}",
-             f"PCK@0.2: {report['pck@0.2']:.4f}   mAP@10cm: {report['map@10cm']:.4f}   MPJPE: "
-             f"{report['mpjpe_mm']:.1f} mm   OKS AP: {report['oks_ap']:.4f} (AP50 {report['oks_ap50']:.4f}, "
-             f"AP75 {report['oks_ap75']:.4f})" if report["mpjpe_mm"] is not None else
-             f"PCK@0.2: {report['pck@0.2']:.4f}   mAP@10cm: {report['map@10cm']:.4f}   MPJPE: n/a   "
-             f"OKS AP: {report['oks_ap']:.4f}", "",
+             f"PCK@0.2: {report['pck@0.2']:.4f}   mAP@10cm: {number(report['map@10cm'])}   MPJPE: "
+             f"{number(report['mpjpe_mm'], '.1f')} mm   OKS AP: {report['oks_ap']:.4f} (AP50 {report['oks_ap50']:.4f}, "
+             f"AP75 {report['oks_ap75']:.4f})", "",
              f"{'joint':<16}{'PCK@0.2':>10}{'mAP@10cm':>10}{'MPJPE mm':>10}{'labelled':>10}"]
     for name, row in report["per_joint"].items():
-        mpjpe = f"{row['mpjpe_mm']:.1f}" if row["mpjpe_mm"] is not None else "-"
-        lines.append(f"{name:<16}{row['pck@0.2']:>10.4f}{row['map@10cm']:>10.4f}{mpjpe:>10}{row['labelled']:>10d}")
+        lines.append(f"{name:<16}{row['pck@0.2']:>10.4f}{number(row['map@10cm']):>10}"
+                     f"{number(row['mpjpe_mm'], '.1f'):>10}{row['labelled']:>10d}")
     return "\n".join(lines) + "\n"

@@ -85,12 +85,31 @@ def read_coco_dataset(folder_or_json, *, image_root=None):
 
 def iter_coco_frames(folder_or_json, *, image_root=None):
     """As `read_coco_dataset`, but the JSON is checked now and the PNGs are read one frame at a time."""
+    return iter(open_coco_dataset(folder_or_json, image_root=image_root))
+
+
+def open_coco_dataset(folder_or_json, *, image_root=None):
+    """A `CocoFrames`: the JSON is parsed and checked now; `len()` is known and each iteration reads the PNGs."""
     json_path = Path(folder_or_json)
     if json_path.is_dir():
         json_path = json_path / ANNOTATION_FILE
     root = Path(image_root) if image_root is not None else json_path.parent
     images, people = _parse_annotation_file(json_path)
-    return (_load_frame(json_path, root, image, people.get(image["id"], [])) for image in images)
+    return CocoFrames(json_path, root, images, people)
+
+
+class CocoFrames:
+    """The frames of one COCO dataset in image id order, read again on every iteration (one PNG pair at a time)."""
+
+    def __init__(self, json_path, root, images, people):
+        self.json_path, self.root, self.images, self.people = json_path, root, images, people
+
+    def __len__(self):
+        return len(self.images)
+
+    def __iter__(self):
+        return (_load_frame(self.json_path, self.root, image, self.people.get(image["id"], []))
+                for image in self.images)
 
 
 def _annotation(frame, person, annotation_id, image_id):

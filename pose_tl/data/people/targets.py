@@ -60,3 +60,24 @@ def part_affinity_fields(joints_2d, visibility, output_size, stride, paf_width):
     field = tf.reduce_sum(weight[..., None] * unit[None, None], axis=2) / tf.maximum(count, 1.0)[..., None]
     height, width = output_size
     return tf.reshape(field, [height, width, 2 * len(LIMBS)])
+
+
+def known_label_mask(boxes, visibility, output_size, stride):
+    """[Ho, Wo] loss weights: 0 inside the box of a person without any labelled joint, 1 elsewhere.
+
+    Real datasets box people they did not annotate (COCO annotations with no keypoints, ITOP people without joint
+    labels). Their joints are in the image but absent from the targets, so training there would teach the head that
+    a body is background; OpenPose masks such regions out of the loss, and so does pose_tl.
+
+    Args:
+        boxes: [P, 4] (x, y, width, height) input pixels.
+        visibility: [P, J].
+    """
+    xs, ys = output_grid(output_size)
+    boxes = tf.cast(boxes, tf.float32) / float(stride)
+    x0, y0 = boxes[:, 0], boxes[:, 1]
+    x1, y1 = x0 + boxes[:, 2], y0 + boxes[:, 3]
+    unlabelled = tf.reduce_all(visibility <= OUT_OF_FRAME, axis=1) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
+    inside = ((xs[..., None] >= x0) & (xs[..., None] <= x1) & (ys[..., None] >= y0) & (ys[..., None] <= y1)
+              & unlabelled[None, None])  # [Ho, Wo, P]
+    return 1.0 - tf.cast(tf.reduce_any(inside, axis=-1), tf.float32)
