@@ -3,12 +3,13 @@
 Trains `recipes/pose_vgg16_depth.yaml` twice with identical data and schedule, once with its pretrained weights and
 once with `weights: none`, evaluates both on the test split and prints PCK@0.2, mAP@10 cm, MPJPE and OKS AP.
 
-    .venv/bin/python benchmarks/pose_accuracy.py [--train-frames 4000] [--finetune-epochs 12] [--out runs/bench]
+    .venv/bin/python benchmarks/pose_accuracy.py [--train-frames 2500] [--finetune-epochs 5] [--out runs/bench]
 """
 
 import argparse
 import json
 import tempfile
+import time
 from pathlib import Path
 
 from pose_tl import run
@@ -32,20 +33,25 @@ def train_and_test(weights, args, out_root):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train-frames", type=int, default=4000)
+    parser.add_argument("--train-frames", type=int, default=2500)
     parser.add_argument("--test-frames", type=int, default=300)
     parser.add_argument("--head-epochs", type=int, default=2)
-    parser.add_argument("--finetune-epochs", type=int, default=12)
+    parser.add_argument("--finetune-epochs", type=int, default=5)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     out_root = args.out or Path(tempfile.mkdtemp(prefix="pose_bench_"))
-    rows = [(weights, train_and_test(weights, args, out_root)) for weights in ("hed-bsds500", "none")]
+    rows = []
+    for weights in ("hed-bsds500", "none"):
+        start = time.perf_counter()
+        metrics = train_and_test(weights, args, out_root)
+        rows.append((weights, {**metrics, "minutes": (time.perf_counter() - start) / 60}))
     print(f"\npose accuracy on the synthetic test split ({args.test_frames} frames), {args.train_frames} training "
           f"frames, {args.head_epochs}+{args.finetune_epochs} epochs")
-    print(f"{'weights':<14}{'PCK@0.2':>10}{'mAP@10cm':>10}{'MPJPE mm':>10}{'OKS AP':>10}")
+    print(f"{'weights':<14}{'PCK@0.2':>10}{'mAP@10cm':>10}{'MPJPE mm':>10}{'OKS AP':>10}{'minutes':>10}")
     for weights, m in rows:
         mpjpe = f"{m['mpjpe_mm']:.0f}" if m["mpjpe_mm"] is not None else "-"
-        print(f"{weights:<14}{m['pck@0.2']:>10.3f}{m['map@10cm']:>10.3f}{mpjpe:>10}{m['oks_ap']:>10.3f}")
+        print(f"{weights:<14}{m['pck@0.2']:>10.3f}{m['map@10cm']:>10.3f}{mpjpe:>10}{m['oks_ap']:>10.3f}"
+              f"{m['minutes']:>10.1f}")
     gain = (rows[0][1]["map@10cm"] - rows[1][1]["map@10cm"]) * 100
     print(f"\npretrained - scratch, mAP@10cm: {gain:+.1f} points (target >= +5); targets: mAP >= 90 %, PCK >= 95 %")
 

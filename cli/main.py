@@ -70,6 +70,8 @@ def train(recipe, overrides, out, resume, no_export):
     if "accuracy" in result:
         click.echo(f"metrics:     {result['eval_dir']}/metrics.json (accuracy {result['accuracy']:.4f})")
         click.echo(f"pictures:    {result['eval_dir']}/confusion_matrix.png")
+    elif "ap" in result:
+        click.echo(f"metrics:     {result['eval_dir']}/metrics.json (AP {result['ap']:.4f}, AP50 {result['ap50']:.4f})")
     elif "eval_dir" in result:
         map_text = "n/a (no 3D labels)" if result["map"] is None else f"{result['map']:.4f}"
         click.echo(f"metrics:     {result['eval_dir']}/metrics.json (PCK@0.2 {result['pck']:.4f}, "
@@ -106,11 +108,12 @@ def evaluate(recipe, overrides, model_path, split, out):
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Pose models: write one overlay PNG per file here.")
 @click.option("--intrinsics", nargs=4, type=float, metavar="FX FY CX CY",
-              help="Pose models: camera intrinsics of the files (default: Kinect v2 optics scaled to the width).")
+              help="Pose models and detectors: camera intrinsics of the files (default: Kinect v2 optics scaled to the "
+                   "width).")
 @user_errors
 def predict(model_path, files, top_k, npy_units, as_json, out, intrinsics):
-    """Classes (classifier) or people with 3D skeletons (pose model) for each depth FILE (.png 16-bit mm, .npy)
-    with MODEL (SavedModel folder or .keras)."""
+    """Classes (classifier), people with 3D skeletons (pose model) or boxes (detector) for each depth FILE
+    (.png 16-bit mm, .npy) with MODEL (SavedModel folder, or .keras for classifiers and pose models)."""
     from pose_tl import run
 
     results = run.predict(model_path, files, top_k=top_k, npy_units=npy_units, out_dir=out,
@@ -126,6 +129,14 @@ def predict(model_path, files, top_k, npy_units, as_json, out, intrinsics):
                 inferred = sum(joint["inferred"] for joint in person["joints"].values())
                 click.echo(f"  person {i}: score {person['score']:.3f}, {len(person['joints'])} joints "
                            f"({inferred} inferred)")
+            continue
+        if "detections" in item:
+            click.echo(f"{item['file']}: {len(item['detections'])} detections"
+                       + (f", picture {item['overlay']}" if "overlay" in item else ""))
+            for detection in item["detections"]:
+                x, y, w, h = detection["box_xywh_px"]
+                click.echo(f"  {detection['class']} {detection['score']:.3f} at x {x:.0f}, y {y:.0f}, "
+                           f"{w:.0f} x {h:.0f} px")
             continue
         ranked = ", ".join(f"{c['class']} {c['probability']:.3f}" for c in item["top_k"])
         click.echo(f"{item['file']}: {ranked}")

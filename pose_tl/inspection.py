@@ -22,6 +22,9 @@ def describe_model(recipe, model):
         layers = [layer for layer in backbone.layers if block_of(layer.name) == block]
         params = sum(layer.count_params() for layer in layers)
         total += params
+        if not layers:
+            lines.append(f"{block:<22}{0:>12,}  not used (the task reads features before it)")
+            continue
         phases = [p.name for p in recipe.train.phases if "all" in p.unfreeze or block in p.unfreeze]
         if all(layer.name in frozen for layer in layers):
             status = "frozen"
@@ -34,7 +37,15 @@ def describe_model(recipe, model):
             status = "not frozen, but no phase unfreezes it"
         lines.append(f"{block:<22}{params:>12,}  {status}")
     phases = ", ".join(p.name for p in recipe.train.phases)
-    if recipe.task == "pose":
+    if recipe.task == "detection":
+        detection = recipe.model.detection
+        rpn, head = model.get_layer("rpn_head"), model.get_layer("box_head")
+        lines.append(f"{'region proposal net':<22}{rpn.count_params():>12,}  trains in phases: {phases}")
+        total += rpn.count_params()
+        label = f"box head ({len(head.class_names)} classes)"
+        detail = (f"proposals: {detection.proposals}; features at stride {detection.feature_stride}; "
+                  f"classes: {', '.join(head.class_names)}")
+    elif recipe.task == "pose":
         head = model.get_layer("pose_head")
         pose = recipe.model.pose
         label = f"pose head ({pose.stages} stages)"
@@ -58,6 +69,11 @@ def inspect_recipe(recipe):
         from pose_tl.data.people.skeleton import LIMBS, NUM_JOINTS
 
         model = build_pose_model(recipe.model, NUM_JOINTS, len(LIMBS))
+    elif recipe.task == "detection":
+        from pose_tl.data.detection_data import detection_class_names
+        from pose_tl.models.factory import build_detector
+
+        model = build_detector(recipe.model, detection_class_names(recipe.model.detection, recipe.data))
     else:
         from pose_tl.data.sources import class_names_for
 

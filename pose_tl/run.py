@@ -59,6 +59,10 @@ def train(recipe, out_dir=None, resume=False, export=None, command="train", verb
         from pose_tl.data.pose_data import pose_splits
 
         data = pose_splits(recipe.data, recipe.model.pose, seed=recipe.seed, input_size=recipe.model.input_size)
+    elif recipe.task == "detection":
+        from pose_tl import run_detection
+
+        data = run_detection.detection_data(recipe)
     else:
         data = classification_splits(recipe.data, seed=recipe.seed, input_size=recipe.model.input_size)
     if data.datasets["train"] is None:
@@ -68,6 +72,10 @@ def train(recipe, out_dir=None, resume=False, export=None, command="train", verb
     with dtype_policy(policy):
         if recipe.task == "pose":
             result = _fit_pose(recipe, data, out_dir, resume, export, verbose, log)
+        elif recipe.task == "detection":
+            from pose_tl import run_detection
+
+            result = run_detection.fit(recipe, data, out_dir, resume, export, verbose, _fit_and_save)
         else:
             result = _fit_evaluate_export(recipe, data, out_dir, resume, export, verbose)
     result["precision"] = policy
@@ -173,6 +181,10 @@ def evaluate(recipe, model_path, out_dir=None, split="validation", command="eval
         from pose_tl import run_pose
 
         return run_pose.evaluate(recipe, model_path, out_dir, split, command)
+    if recipe.task == "detection":
+        from pose_tl import run_detection
+
+        return run_detection.evaluate(recipe, model_path, out_dir, split, command)
     check_classification_data(recipe)
     classifier = load_classifier(model_path)
     data = classification_splits(recipe.data, seed=recipe.seed, input_size=recipe.model.input_size, splits=(split,),
@@ -188,10 +200,18 @@ def evaluate(recipe, model_path, out_dir=None, split="validation", command="eval
 
 
 def export(checkpoint, out_dir, recipe=None):
-    """Export a `.keras` checkpoint (classifier or pose model) as a SavedModel folder."""
+    """Export a `.keras` checkpoint (classifier, pose model or detector) as a SavedModel folder."""
     from pose_tl.export.loading import load_keras_model
 
     model = load_keras_model(checkpoint)
+    if any(layer.name == "box_head" for layer in model.layers):
+        from pose_tl.export.detection_saved_model import export_detector
+
+        if recipe is None or recipe.task != "detection":
+            raise DataError(f"{checkpoint}: a detector exports with its detection recipe (anchors, proposals)")
+        return str(export_detector(model, Path(out_dir), detection_config=recipe.model.detection,
+                                   class_names=model.get_layer("box_head").class_names,
+                                   input_size=recipe.model.input_size))
     if any(layer.name == "pose_head" for layer in model.layers):
         from pose_tl.export.pose_saved_model import export_pose_model
 
@@ -224,10 +244,16 @@ def predict(model_path, files, top_k=3, npy_units="m", out_dir=None, intrinsics=
     from pose_tl.data.depth_io import read_valid_depth
     from pose_tl.export.loading import load_classifier, model_task
 
-    if model_task(model_path) == "pose":
+    task = model_task(model_path)
+    if task == "pose":
         from pose_tl import run_pose
 
         return run_pose.predict_files(model_path, files, out_dir=out_dir, npy_units=npy_units, intrinsics=intrinsics)
+    if task == "detection":
+        from pose_tl import run_detection
+
+        return run_detection.predict_files(model_path, files, out_dir=out_dir, npy_units=npy_units,
+                                           intrinsics=intrinsics)
 
     classifier = load_classifier(model_path)
     results = []

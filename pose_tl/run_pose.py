@@ -21,13 +21,13 @@ def predict_split(predict, recipe, split, limit=None):
     if not frames:
         raise DataError(f"{recipe.source}: the {split} split is empty")
     predictions = []
-    for batch in _same_size_batches(frames, EVAL_BATCH):
+    for batch in same_size_batches(frames, EVAL_BATCH):
         out = predict(np.stack([f.depth_mm for f in batch]), np.stack([f.intrinsics for f in batch]))
         predictions += [{name: np.asarray(value)[i] for name, value in out.items()} for i in range(len(batch))]
     return predictions, frames
 
 
-def _same_size_batches(frames, size):
+def same_size_batches(frames, size):
     batch = []
     for frame in frames:
         if batch and (len(batch) == size or frame.depth_mm.shape != batch[0].depth_mm.shape):
@@ -38,17 +38,22 @@ def _same_size_batches(frames, size):
         yield batch
 
 
+def write_report(eval_dir, report, text):
+    """metrics.json and metrics.txt into `eval_dir`; returns `text`."""
+    eval_dir = Path(eval_dir)
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(eval_dir / "metrics.json", report)
+    (eval_dir / "metrics.txt").write_text(text)
+    return text
+
+
 def evaluate_people(predict, recipe, split, eval_dir):
     """Pose metrics of `predict` on a split, written as metrics.json and metrics.txt into `eval_dir`."""
     from pose_tl.evaluation.pose_metrics import evaluate_pose, format_pose_report
 
     predictions, frames = predict_split(predict, recipe, split)
     report = evaluate_pose(predictions, frames)
-    eval_dir = Path(eval_dir)
-    eval_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(eval_dir / "metrics.json", report)
-    text = format_pose_report(report)
-    (eval_dir / "metrics.txt").write_text(text)
+    text = write_report(eval_dir, report, format_pose_report(report))
     return {"report_text": text, "eval_dir": str(eval_dir), "pck": report["pck@0.2"], "map": report["map@10cm"]}
 
 
@@ -63,19 +68,26 @@ def evaluate(recipe, model_path, out_dir, split, command):
     return evaluate_people(model.predict, recipe, split, out_dir)
 
 
+def read_depth_file(path, npy_units, intrinsics=None):
+    """(metres [H, W], uint16 millimetres [H, W], intrinsics [4]: given, or Kinect v2 optics scaled to W)."""
+    from pose_tl.data.depth_io import read_valid_depth
+    from pose_tl.export.pose_saved_model import default_intrinsics
+
+    depth_m = read_valid_depth(path, npy_units)
+    depth_mm = np.clip(np.round(depth_m * 1000.0), 0, 65535).astype(np.uint16)
+    frame_intrinsics = np.asarray(intrinsics if intrinsics is not None else
+                                  default_intrinsics(*depth_mm.shape).numpy(), np.float32)
+    return depth_m, depth_mm, frame_intrinsics
+
+
 def predict_files(model_path, files, *, out_dir=None, npy_units="m", intrinsics=None):
     """People in each depth file: a list of JSON-able dicts; with `out_dir`, one overlay PNG per file too."""
-    from pose_tl.data.depth_io import read_valid_depth
     from pose_tl.export.loading import load_pose_model
-    from pose_tl.export.pose_saved_model import default_intrinsics
 
     model = load_pose_model(model_path)
     results = []
     for path in files:
-        depth_m = read_valid_depth(path, npy_units)
-        depth_mm = np.clip(np.round(depth_m * 1000.0), 0, 65535).astype(np.uint16)
-        frame_intrinsics = np.asarray(intrinsics if intrinsics is not None else
-                                      default_intrinsics(*depth_mm.shape).numpy(), np.float32)
+        depth_m, depth_mm, frame_intrinsics = read_depth_file(path, npy_units, intrinsics)
         out = {name: value[0] for name, value in model.predict(depth_mm[None], frame_intrinsics[None]).items()}
         item = people_json(path, out, model.metadata["joint_names"], frame_intrinsics)
         if out_dir is not None:

@@ -79,3 +79,26 @@ def assert_one_line_error(result, *fragments):
     assert len(output.strip().splitlines()) == 1, output
     for fragment in fragments:
         assert str(fragment) in output, output
+
+
+WITHOUT_POSE_TL = """
+import sys, json
+class NoPoseTL:
+    def find_spec(self, name, path=None, target=None):
+        if name == "pose_tl" or name.startswith("pose_tl."):
+            raise ImportError("pose_tl is not installed in this process")
+sys.meta_path.insert(0, NoPoseTL())
+import numpy as np, tensorflow as tf
+model = tf.saved_model.load(sys.argv[1])
+"""
+
+
+def run_without_pose_tl(code, saved_model, cwd):
+    """Run `code` in a fresh Python that cannot import pose_tl, `model` loaded from `saved_model`; its stdout lines."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", WITHOUT_POSE_TL + code, str(saved_model)], capture_output=True,
+                          text=True, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout.strip().splitlines()

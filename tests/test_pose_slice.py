@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import invoke, write_recipe
+from conftest import invoke, run_without_pose_tl, write_recipe
 
 from pose_tl.data.people.skeleton import JOINT, LIMBS, NUM_JOINTS, OCCLUDED, OUT_OF_FRAME, VISIBLE
 from pose_tl.data.people.targets import joint_heatmaps, part_affinity_fields
@@ -135,32 +135,16 @@ def test_pose_evaluate_and_predict(pose_run, tmp_path):
 
 
 def test_pose_export_from_checkpoint_loads_with_tensorflow_alone(pose_run, tmp_path):
-    import subprocess
-    import sys
-    import textwrap
-
     recipe, run, _ = pose_run
     exported = invoke("export", recipe, "--checkpoint", run / "checkpoints/final.keras", "--out", tmp_path / "sm")
     assert exported.exit_code == 0, exported.output
-    code = textwrap.dedent("""
-        import sys, json
-        class NoPoseTL:
-            def find_spec(self, name, path=None, target=None):
-                if name == "pose_tl" or name.startswith("pose_tl."):
-                    raise ImportError("pose_tl is not installed in this process")
-        sys.meta_path.insert(0, NoPoseTL())
-        import numpy as np, tensorflow as tf
-        model = tf.saved_model.load(sys.argv[1])
-        depth = tf.constant(np.full((2, 48, 64), 2500, np.uint16))
-        a = model.signatures["serving_default"](depth=depth)
-        b = model.signatures["serving_with_intrinsics"](depth=depth, intrinsics=tf.constant([[57.1, 57.1, 32., 24.]] * 2))
-        print(json.dumps({k: [list(v.shape), v.dtype.name] for k, v in a.items()}))
-        print(json.dumps(bool(np.allclose(a["heatmaps"].numpy(), b["heatmaps"].numpy()))))
-    """)
-    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "sm")], capture_output=True, text=True,
-                          cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    shapes_line, same_maps = proc.stdout.strip().splitlines()[-2:]
+    shapes_line, same_maps = run_without_pose_tl("""
+depth = tf.constant(np.full((2, 48, 64), 2500, np.uint16))
+a = model.signatures["serving_default"](depth=depth)
+b = model.signatures["serving_with_intrinsics"](depth=depth, intrinsics=tf.constant([[57.1, 57.1, 32., 24.]] * 2))
+print(json.dumps({k: [list(v.shape), v.dtype.name] for k, v in a.items()}))
+print(json.dumps(bool(np.allclose(a["heatmaps"].numpy(), b["heatmaps"].numpy()))))
+""", tmp_path / "sm", tmp_path)[-2:]
     shapes = json.loads(shapes_line)
     assert shapes["num_people"] == [[2], "int32"]
     assert shapes["keypoints_3d"][0] == [2, 10, NUM_JOINTS, 3] and shapes["keypoint_inferred"][1] == "bool"

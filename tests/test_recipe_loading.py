@@ -97,7 +97,7 @@ def test_every_shipped_recipe_loads_and_validates(path):
     recipe = load_recipe(path)
     assert isinstance(recipe, Recipe)
     assert recipe.source == str(path)
-    assert recipe.task in ("classification", "pose")
+    assert recipe.task in ("classification", "pose", "detection")
 
 
 def test_shipped_vgg19_recipe_inherits_from_vgg16_and_replaces_the_backbone():

@@ -67,10 +67,30 @@ class PoseHeadConfig:
 
 
 @dataclass(frozen=True)
+class DetectionHeadConfig:
+    # rpn: Faster R-CNN region proposal network; depth: foreground segments between depth edges, floor removed
+    # (cheap, no training); both: their union.
+    proposals: Literal["rpn", "depth", "both"] = "both"
+    classes: Literal["person", "pose_class"] = "person"  # pose_class: one class per synthetic pose class
+    feature_stride: Literal[8, 16] = 8  # 8: block4 features (small inputs); 16: block5, as Faster R-CNN on VGG16
+    anchor_sizes: list[float] = bounded([24.0, 48.0, 96.0], min=2.0, max=4096.0)  # anchor heights, input px
+    anchor_ratios: list[float] = bounded([1.0, 2.0, 3.0], min=0.1, max=10.0)  # height / width; people are tall
+    rpn_channels: int = bounded(256, min=8, max=4096)
+    rpn_proposals: int = bounded(64, min=1, max=2000)  # RPN boxes kept after NMS for the head, per image
+    roi_size: int = bounded(7, min=2, max=32)  # RoIAlign output side
+    fc_units: int = bounded(512, min=8, max=16384)  # the two fully connected layers of the box head
+    rois_per_image: int = bounded(64, min=4, max=4096)  # RoIs sampled per training image, 25 % foreground
+    score_threshold: float = bounded(0.05, min=0.0, max=1.0)
+    nms_iou: float = bounded(0.5, min=0.0, max=1.0)  # per-class NMS of the final detections
+    max_detections: int = bounded(20, min=1, max=1000)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     head: ClassificationHeadConfig = field(default_factory=ClassificationHeadConfig)  # task: classification
     pose: PoseHeadConfig = field(default_factory=PoseHeadConfig)  # task: pose
+    detection: DetectionHeadConfig = field(default_factory=DetectionHeadConfig)  # task: detection
     depth: DepthRangeConfig = field(default_factory=DepthRangeConfig)
     # [height, width] fed to the backbone; a multiple of 32 (VGG's output stride).
     input_size: tuple[int, int] = bounded((64, 64), min=32, max=2048)
@@ -180,7 +200,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class Recipe:
-    task: Literal["classification", "pose"] = "classification"
+    task: Literal["classification", "pose", "detection"] = "classification"
     seed: int = bounded(0, min=0, max=2**31 - 1)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)

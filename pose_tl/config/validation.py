@@ -59,9 +59,11 @@ SPLITS = ("train", "validation", "test")
 
 def _check_task(recipe, src):
     source = recipe.data.source
-    if recipe.task == "pose" and source not in ("synthetic", *PEOPLE_FILE_SOURCES):
-        raise RecipeError(src, "data.source", "the pose task trains on people data; expected 'synthetic', 'coco' or "
-                          "'itop'", source)
+    if recipe.task in ("pose", "detection") and source not in ("synthetic", *PEOPLE_FILE_SOURCES):
+        raise RecipeError(src, "data.source", f"the {recipe.task} task trains on people data; expected 'synthetic', "
+                          "'coco' or 'itop'", source)
+    if recipe.task == "detection":
+        _check_detection(recipe, src)
     if recipe.task == "classification" and source in PEOPLE_FILE_SOURCES:
         raise RecipeError(src, "data.source", "classification trains on 'folder', 'shapes' or 'synthetic' data; "
                           f"'{source}' holds joint labels for the pose task", source)
@@ -69,6 +71,16 @@ def _check_task(recipe, src):
         _check_coco(recipe.data.coco, src)
     if source == "itop":
         _check_itop(recipe.data.itop, src)
+
+
+def _check_detection(recipe, src):
+    detection = recipe.model.detection
+    if detection.classes == "pose_class" and recipe.data.source != "synthetic":
+        raise RecipeError(src, "model.detection.classes", "pose_class labels come from the synthetic people; "
+                          "expected 'person' for COCO-style or ITOP files", detection.classes)
+    for name in ("anchor_sizes", "anchor_ratios"):
+        if not getattr(detection, name):
+            raise RecipeError(src, f"model.detection.{name}", "expected a non-empty list", [])
 
 
 def _check_coco(coco, src):

@@ -19,7 +19,8 @@ EXAMPLE_SIGNATURE = {
     "people": {"joints_2d": tf.TensorSpec([None, NUM_JOINTS, 2], tf.float32),
                "joints_3d": tf.TensorSpec([None, NUM_JOINTS, 3], tf.float32),
                "visibility": tf.TensorSpec([None, NUM_JOINTS], tf.int8),
-               "box": tf.TensorSpec([None, 4], tf.float32)},
+               "box": tf.TensorSpec([None, 4], tf.float32),
+               "pose_class": tf.TensorSpec([None], tf.int64)},
 }
 
 
@@ -91,4 +92,5 @@ def example_of(frame):
             "people": {"joints_2d": np.nan_to_num(frame.joints_2d).astype(np.float32),
                        "joints_3d": np.nan_to_num(frame.joints_3d).astype(np.float32),
                        "visibility": np.where(known_2d, frame.visibility, 0).astype(np.int8),
-                       "box": np.nan_to_num(frame.boxes).astype(np.float32)}}
+                       "box": np.nan_to_num(frame.boxes).astype(np.float32),
+                       "pose_class": frame.pose_classes.astype(np.int64)}}

@@ -17,7 +17,7 @@ from pose_tl.models.pose_model import stage_output_names
 
 @dataclass
 class PoseSplits:
-    datasets: dict  # split -> batched tf.data of (depth, {output name: target}), or None when empty
+    datasets: dict  # split -> batched tf.data of the task's training elements, or None when empty
     sizes: dict  # split -> number of frames
 
 
@@ -27,7 +27,7 @@ def people_frame_from_example(example):
     return {"depth": tf.cast(example["depth_mm"], tf.float32)[..., None] / 1000.0,
             "joints_2d": people["joints_2d"], "joints_3d": people["joints_3d"],
             "visibility": tf.cast(people["visibility"], tf.int32), "boxes": people["box"],
-            "intrinsics": example["intrinsics"]}
+            "pose_classes": tf.cast(people["pose_class"], tf.int32), "intrinsics": example["intrinsics"]}
 
 
 def pose_targets(frame, *, output_size, stride, sigma, paf_width, stages):
@@ -40,9 +40,12 @@ def pose_targets(frame, *, output_size, stride, sigma, paf_width, stages):
             {name: mask for name in names})
 
 
-def pose_splits(data_config, pose_config, *, seed, input_size, splits=("train", "validation"), for_training=True):
-    """Batched (depth [B, H, W, 1], targets, loss weights) datasets of the recipe's people for `splits`."""
-    output_size = (input_size[0] // pose_config.output_stride, input_size[1] // pose_config.output_stride)
+def people_splits(data_config, *, seed, input_size, splits, for_training, frame_targets):
+    """Batched datasets of `frame_targets(frame)` over the recipe's people frames for each split.
+
+    Training frames get the joint-aware augmentation, depth noise and holes; others are resized only. `frame_targets`
+    maps a prepared frame dict (see `pose_tl.data.people.augment_people`) to the elements the model trains on.
+    """
     augment = data_config.augment
     datasets, sizes = {}, {}
     for split in splits:
@@ -62,14 +65,13 @@ def pose_splits(data_config, pose_config, *, seed, input_size, splits=("train", 
                 depth = add_depth_noise_and_shift(frame["depth"], augment.depth_noise_m, 0.0, seed_pair + 7)
                 depth = random_holes(depth, augment.hole_probability, augment.max_holes, augment.max_hole_fraction,
                                      seed_pair + 9)
-                frame = {**frame, "depth": depth}
+                frame = {**frame, "depth": depth, "seed": seed_pair + 11}
             else:
                 shape = tf.shape(frame["depth"])
                 frame = crop_and_resize_people_frame(frame, 0, 0, shape[0], shape[1], input_size)
-            targets, weights = pose_targets(frame, output_size=output_size, stride=pose_config.output_stride,
-                                            sigma=pose_config.sigma, paf_width=pose_config.paf_width,
-                                            stages=pose_config.stages)
-            return tf.ensure_shape(frame["depth"], (*input_size, 1)), targets, weights
+                frame = {**frame, "seed": tf.cast(element_seed % (2**31 - 1), tf.int32)}
+            frame["depth"] = tf.ensure_shape(frame["depth"], (*input_size, 1))
+            return frame_targets(frame)
 
         if not hasattr(opened, "info") and for_training:
             for _ in opened:  # read every file once now: a corrupt one fails here, named, not mid-epoch
@@ -81,3 +83,17 @@ def pose_splits(data_config, pose_config, *, seed, input_size, splits=("train", 
         dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         datasets[split] = dataset.batch(data_config.batch_size).prefetch(tf.data.AUTOTUNE)
     return PoseSplits(datasets, sizes)
+
+
+def pose_splits(data_config, pose_config, *, seed, input_size, splits=("train", "validation"), for_training=True):
+    """Batched (depth [B, H, W, 1], targets, loss weights) datasets of the recipe's people for `splits`."""
+    output_size = (input_size[0] // pose_config.output_stride, input_size[1] // pose_config.output_stride)
+
+    def frame_targets(frame):
+        targets, weights = pose_targets(frame, output_size=output_size, stride=pose_config.output_stride,
+                                        sigma=pose_config.sigma, paf_width=pose_config.paf_width,
+                                        stages=pose_config.stages)
+        return frame["depth"], targets, weights
+
+    return people_splits(data_config, seed=seed, input_size=input_size, splits=splits, for_training=for_training,
+                         frame_targets=frame_targets)

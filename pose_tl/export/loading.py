@@ -26,7 +26,9 @@ def load_keras_model(path):
 
     import pose_tl.backbones.depth_preprocessing  # noqa: F401 - registers the layer
     import pose_tl.heads.classification  # noqa: F401
+    import pose_tl.heads.detection  # noqa: F401
     import pose_tl.heads.pose  # noqa: F401
+    import pose_tl.training.detection_losses  # noqa: F401 - the detector's compiled losses
     import pose_tl.training.losses  # noqa: F401 - the pose model's compiled loss
 
     path = Path(path)
@@ -39,15 +41,27 @@ def load_keras_model(path):
 
 
 def model_task(path):
-    """'classification' or 'pose' for a SavedModel folder (from pose_tl.json) or a .keras checkpoint."""
+    """'classification', 'pose' or 'detection' for a SavedModel folder (pose_tl.json) or a .keras checkpoint."""
     path = Path(path)
     if path.is_dir():
         metadata = path / METADATA_FILE
         if not metadata.is_file():
             raise ModelFileError(f"{path}: not a pose_tl SavedModel (no {METADATA_FILE})")
         return json.loads(metadata.read_text()).get("task", "classification")
-    model = load_keras_model(path)
-    return "pose" if any(layer.name == "pose_head" for layer in model.layers) else "classification"
+    names = {layer.name for layer in load_keras_model(path).layers}
+    return "pose" if "pose_head" in names else "detection" if "box_head" in names else "classification"
+
+
+def load_signature(path, name, what):
+    """(signature `name` of the SavedModel folder `path`, its pose_tl.json) or a ModelFileError naming `what`."""
+    import tensorflow as tf
+
+    try:
+        signature = tf.saved_model.load(str(path)).signatures[name]
+        metadata = json.loads((Path(path) / METADATA_FILE).read_text())
+    except (OSError, KeyError, ValueError, tf.errors.OpError) as exc:
+        raise ModelFileError(f"{path}: cannot load {what} ({str(exc)[:200]})") from None
+    return signature, metadata
 
 
 class LoadedPoseModel:
@@ -73,11 +87,7 @@ def load_pose_model(path):
 
     path = Path(path)
     if path.is_dir():
-        try:
-            signature = tf.saved_model.load(str(path)).signatures[INTRINSICS_SIGNATURE]
-        except (OSError, KeyError, ValueError, tf.errors.OpError) as exc:
-            raise ModelFileError(f"{path}: cannot load a pose SavedModel ({str(exc)[:200]})") from None
-        metadata = json.loads((path / METADATA_FILE).read_text())
+        signature, metadata = load_signature(path, INTRINSICS_SIGNATURE, "a pose SavedModel")
         return LoadedPoseModel(lambda depth, intrinsics: signature(depth=depth, intrinsics=intrinsics), metadata)
     model = load_keras_model(path)
     stride = model.input_shape[1] // model.get_layer("heatmaps").output.shape[1]

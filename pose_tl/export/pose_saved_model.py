@@ -69,14 +69,12 @@ def pose_metadata(model, output_stride, bone_lengths):
                         "person_scores", "heatmaps"]}
 
 
-def export_pose_model(model, destination, *, output_stride, bone_lengths=DEFAULT_BONE_LENGTHS):
-    """Write the pose SavedModel atomically (a killed export leaves the previous one or nothing)."""
-    predict = make_pose_predictor(model, output_stride=output_stride, bone_lengths=bone_lengths)
-
+def export_with_intrinsics(model, destination, predict, metadata):
+    """Write a SavedModel of `predict(depth, intrinsics)` with both signatures, plus pose_tl.json, atomically
+    (a killed export leaves the previous one or nothing)."""
     def with_default_intrinsics(depth):
         shape = tf.shape(depth)
-        intrinsics = tf.tile(default_intrinsics(shape[1], shape[2])[None], [shape[0], 1])
-        return predict(depth, intrinsics)
+        return predict(depth, tf.tile(default_intrinsics(shape[1], shape[2])[None], [shape[0], 1]))
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -87,6 +85,11 @@ def export_pose_model(model, destination, *, output_stride, bone_lengths=DEFAULT
                                           tf.TensorSpec([None, 4], tf.float32, name="intrinsics")])
     with atomic_path(destination) as tmp:
         archive.write_out(str(tmp), verbose=False)
-        (tmp / METADATA_FILE).write_text(json.dumps(pose_metadata(model, output_stride, bone_lengths), indent=2)
-                                         + "\n")
+        (tmp / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
     return destination
+
+
+def export_pose_model(model, destination, *, output_stride, bone_lengths=DEFAULT_BONE_LENGTHS):
+    """Write the pose SavedModel (decoding inside) atomically."""
+    predict = make_pose_predictor(model, output_stride=output_stride, bone_lengths=bone_lengths)
+    return export_with_intrinsics(model, destination, predict, pose_metadata(model, output_stride, bone_lengths))

@@ -4,6 +4,7 @@ from pose_tl.backbones.vgg import build_vgg_backbone
 from pose_tl.heads.classification import ClassificationHead
 from pose_tl.heads.pose import PoseHead
 from pose_tl.models.classifier import build_depth_classifier
+from pose_tl.models.detector import build_depth_detector
 from pose_tl.models.pose_model import build_depth_pose_model
 
 
@@ -31,3 +32,16 @@ def build_pose_model(model_config, num_joints, num_limbs):
                                   backbone_name=model_config.backbone.name, output_stride=pose.output_stride,
                                   input_size=model_config.input_size, min_m=model_config.depth.min_m,
                                   max_m=model_config.depth.max_m)
+
+
+def build_detector(model_config, class_names):
+    """The detector for `model_config`: random RPN and box head, the recipe's backbone weights."""
+    from pose_tl.detection.boxes import anchors_per_cell
+
+    detection = model_config.detection
+    return build_depth_detector(
+        build_backbone(model_config.backbone), backbone_name=model_config.backbone.name, class_names=class_names,
+        feature_stride=detection.feature_stride,
+        anchors_per_cell=anchors_per_cell(detection.anchor_sizes, detection.anchor_ratios),
+        rpn_channels=detection.rpn_channels, roi_size=detection.roi_size, fc_units=detection.fc_units,
+        input_size=model_config.input_size, min_m=model_config.depth.min_m, max_m=model_config.depth.max_m)

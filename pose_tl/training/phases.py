@@ -84,3 +84,12 @@ def train_phases(model, backbone, train_ds, val_ds, train_config, *, frozen_laye
         state.save(model, index, phase.epochs)  # early stopping ends the phase for good, resume included
         histories.append({"phase": phase.name, "history": history.history})
     return histories
+
+
+def compile_detector(model, optimizer):
+    """RPN objectness + smooth L1 and box-head cross-entropy + smooth L1, equally weighted (Faster R-CNN)."""
+    from pose_tl.models.detector import BOX_DELTAS, CLASS_LOGITS, RPN_DELTAS, RPN_OBJECTNESS
+    from pose_tl.training.detection_losses import ObjectnessLoss, RoiBoxLoss, RoiClassLoss, RpnBoxLoss
+
+    model.compile(optimizer=optimizer, loss={RPN_OBJECTNESS: ObjectnessLoss(), RPN_DELTAS: RpnBoxLoss(),
+                                             CLASS_LOGITS: RoiClassLoss(), BOX_DELTAS: RoiBoxLoss()})

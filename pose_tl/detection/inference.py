@@ -1,0 +1,77 @@
+"""Detector inference in TensorFlow ops: proposals (RPN and/or depth segments) -> box head -> per-class NMS.
+
+Outputs follow the TF Object Detection API: `detection_boxes` [N, K, 4] normalised (ymin, xmin, ymax, xmax) of the
+input frame, `detection_scores` [N, K], `detection_classes` [N, K] int32 1..C (0 in padding rows),
+`detection_class_names` [N, K] strings ("" in padding), `num_detections` [N].
+"""
+
+import tensorflow as tf
+
+from pose_tl.backbones.depth_preprocessing import depth_to_metres
+from pose_tl.data.augment import resize_depth
+from pose_tl.detection.boxes import anchor_grid, clip_boxes, decode_boxes
+from pose_tl.models.detector import features_model_of
+
+RPN_NMS_IOU = 0.7  # Faster R-CNN's proposal NMS
+
+
+def make_detector(model, *, detection_config, class_names, input_size):
+    """fn(depth [N, H, W] uint16 mm or float metres, intrinsics [N, 4]) -> the detection dict above.
+
+    Intrinsics (of the N frames, pixels) matter only to the depth proposals, which back-project to find the floor.
+    """
+    input_h, input_w = input_size
+    config = detection_config
+    anchors = tf.constant(anchor_grid((input_h, input_w), config.feature_stride, config.anchor_sizes,
+                                      config.anchor_ratios))
+    aspect = input_w / input_h
+    preprocessing, features_model = model.get_layer("depth_preprocessing"), features_model_of(model)
+    rpn_head, roi_align, box_head = model.get_layer("rpn_head"), model.get_layer("roi_align"), model.get_layer(
+        "box_head")
+    names = tf.constant(list(class_names))
+    num_classes = len(class_names)
+
+    def rpn_proposals(objectness, deltas):
+        boxes = clip_boxes(decode_boxes(deltas, anchors, aspect))
+        nms = tf.image.combined_non_max_suppression(
+            boxes[:, :, None, :], tf.sigmoid(tf.cast(objectness, tf.float32))[..., None],
+            max_output_size_per_class=config.rpn_proposals, max_total_size=config.rpn_proposals,
+            iou_threshold=RPN_NMS_IOU, score_threshold=0.0, clip_boxes=False)
+        valid = tf.range(config.rpn_proposals)[None, :] < nms.valid_detections[:, None]
+        return nms.nmsed_boxes, valid
+
+    def predict(depth, intrinsics):
+        frame_h, frame_w = tf.shape(depth)[1], tf.shape(depth)[2]
+        metres = resize_depth(depth_to_metres(depth)[..., None], (input_h, input_w))
+        features = features_model(preprocessing(metres), training=False)
+        objectness, deltas = rpn_head(features)
+        proposals, valid = [], []
+        if config.proposals in ("rpn", "both"):
+            boxes, ok = rpn_proposals(objectness, deltas)
+            proposals.append(boxes)
+            valid.append(ok)
+        if config.proposals in ("depth", "both"):
+            from pose_tl.detection.depth_proposals import depth_proposals
+
+            sx, sy = input_w / tf.cast(frame_w, tf.float32), input_h / tf.cast(frame_h, tf.float32)
+            fx, fy, cx, cy = tf.unstack(tf.cast(intrinsics, tf.float32), axis=-1)
+            boxes, ok = depth_proposals(metres[..., 0], tf.stack([fx * sx, fy * sy, cx * sx, cy * sy], axis=-1))
+            proposals.append(boxes)
+            valid.append(ok)
+        rois, valid = tf.concat(proposals, axis=1), tf.concat(valid, axis=1)
+        logits, box_deltas = box_head(roi_align([features, rois]))
+        scores = tf.nn.softmax(tf.cast(logits, tf.float32))[..., 1:] * tf.cast(valid, tf.float32)[..., None]
+        per_class = tf.reshape(tf.cast(box_deltas, tf.float32), [tf.shape(rois)[0], tf.shape(rois)[1],
+                                                                 num_classes + 1, 4])[:, :, 1:]
+        boxes = clip_boxes(decode_boxes(per_class, rois[:, :, None, :], aspect))
+        nms = tf.image.combined_non_max_suppression(
+            boxes, scores, max_output_size_per_class=config.max_detections, max_total_size=config.max_detections,
+            iou_threshold=config.nms_iou, score_threshold=config.score_threshold, clip_boxes=False)
+        filled = tf.range(config.max_detections)[None, :] < nms.valid_detections[:, None]
+        classes = tf.cast(nms.nmsed_classes, tf.int32)
+        return {"detection_boxes": nms.nmsed_boxes, "detection_scores": nms.nmsed_scores,
+                "detection_classes": tf.where(filled, classes + 1, 0),
+                "detection_class_names": tf.where(filled, tf.gather(names, classes), ""),
+                "num_detections": nms.valid_detections}
+
+    return predict
