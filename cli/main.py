@@ -146,12 +146,16 @@ def predict(model_path, files, top_k, npy_units, as_json, out, intrinsics):
 @recipe_argument
 @click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--format", "export_format", type=click.Choice(["saved_model", "tflite", "onnx"]),
+              default="saved_model", show_default=True,
+              help="tflite / onnx: classifiers only, float32, uint16 mm in (onnx: pip install 'pose_tl[onnx]').")
 @user_errors
-def export(recipe, overrides, checkpoint, out):
-    """Export a .keras CHECKPOINT as a SavedModel (uint16 mm and float32 metres signatures)."""
+def export(recipe, overrides, checkpoint, out, export_format):
+    """Export a .keras CHECKPOINT as a SavedModel (uint16 mm and float32 metres signatures), TFLite or ONNX."""
     from pose_tl import run
 
-    click.echo(f"SavedModel: {run.export(checkpoint, out, load(recipe, overrides))}")
+    label = {"saved_model": "SavedModel", "tflite": "TFLite", "onnx": "ONNX"}[export_format]
+    click.echo(f"{label}: {run.export(checkpoint, out, load(recipe, overrides), export_format=export_format)}")
 
 
 @main.command()

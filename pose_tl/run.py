@@ -41,18 +41,31 @@ def prepare_output_dir(out_dir, allow_previous_run):
 def train(recipe, out_dir=None, resume=False, export=None, command="train", verbose="auto", log=print):
     """Train `recipe`'s model, then evaluate it on the validation split and export a SavedModel.
 
-    Returns:
-        A dict with the paths written, the precision used and the validation metrics.
-    """
-    import keras
+    With `train.distribute: multi_worker` every worker calls this; only the chief writes `out_dir`.
 
+    Returns:
+        A dict with the paths written, the precision used, the number of replicas and the validation metrics.
+    """
     from pose_tl.config.validation import check_classification_data
-    from pose_tl.data.classification_data import classification_splits
-    from pose_tl.run_record import write_run_record
-    from pose_tl.training.precision import dtype_policy, resolve_precision
+    from pose_tl.training import distribution
 
     check_classification_data(recipe)
-    out_dir = prepare_output_dir(out_dir or default_output_dir(recipe), resume)
+    strategy = distribution.build_strategy(recipe.train.distribute, recipe.source)  # first: multi_worker sets TF up
+    distribution.check_global_batch(recipe.data.batch_size, strategy, recipe.source)
+    with distribution.worker_output_dir(strategy, out_dir or default_output_dir(recipe), resume) as worker_dir:
+        return _train_on_this_worker(recipe, strategy, worker_dir, resume, export, command, verbose, log)
+
+
+def _train_on_this_worker(recipe, strategy, out_dir, resume, export, command, verbose, log):
+    """`train` in `out_dir` (this worker's folder): data, then model, fit, evaluate and export under `strategy`."""
+    import keras
+
+    from pose_tl.data.classification_data import classification_splits
+    from pose_tl.run_record import write_run_record
+    from pose_tl.training import distribution
+    from pose_tl.training.precision import dtype_policy, resolve_precision
+
+    out_dir = prepare_output_dir(out_dir, resume)
     write_run_record(out_dir, recipe, command)
     keras.utils.set_random_seed(recipe.seed)
     if recipe.task == "pose":
@@ -67,9 +80,12 @@ def train(recipe, out_dir=None, resume=False, export=None, command="train", verb
         data = classification_splits(recipe.data, seed=recipe.seed, input_size=recipe.model.input_size)
     if data.datasets["train"] is None:
         raise DataError(f"{recipe.source}: the training split is empty")
+    if recipe.train.distribute == "multi_worker":
+        data.datasets = distribution.shard_by_element(data.datasets)
     policy = resolve_precision(recipe.train.precision)
     log(f"precision: {policy} (train.precision: {recipe.train.precision})")
-    with dtype_policy(policy):
+    log(f"distribute: {distribution.describe(strategy, recipe.train.distribute)}")  # after the checks
+    with strategy.scope(), dtype_policy(policy):  # variables made in the scope are mirrored on every replica
         if recipe.task == "pose":
             result = _fit_pose(recipe, data, out_dir, resume, export, verbose, log)
         elif recipe.task == "detection":
@@ -79,6 +95,7 @@ def train(recipe, out_dir=None, resume=False, export=None, command="train", verb
         else:
             result = _fit_evaluate_export(recipe, data, out_dir, resume, export, verbose)
     result["precision"] = policy
+    result["replicas"] = strategy.num_replicas_in_sync
     return result
 
 
@@ -117,7 +134,9 @@ def _fit_evaluate_export(recipe, data, out_dir, resume, export, verbose):
     val_ds = data.datasets["validation"]
     model = build_model(recipe.model, data.class_names)
     write_json_atomic(out_dir / "class_names.json", data.class_names)
-    result = _fit_and_save(recipe, model, backbone_of(model), data, out_dir, resume, verbose, compile_classifier)
+    backbone = backbone_of(model)
+    cache = _feature_cache(recipe, model, backbone, data, out_dir)
+    result = _fit_and_save(recipe, model, backbone, data, out_dir, resume, verbose, compile_classifier, cache)
     if val_ds is not None:
         result.update(_evaluate_dataset(model, val_ds, data.class_names, out_dir / EVAL_DIR))
     if recipe.train.export_at_end if export is None else export:
@@ -127,7 +146,28 @@ def _fit_evaluate_export(recipe, data, out_dir, resume, export, verbose):
     return result
 
 
-def _fit_and_save(recipe, model, backbone, data, out_dir, resume, verbose, compile_model):
+def _feature_cache(recipe, model, backbone, data, out_dir, log=print):
+    """A `FrozenFeatureCache` when a head-only phase can use one (logged either way), else None."""
+    from pose_tl.data.classification_data import classification_splits
+    from pose_tl.training.feature_cache import FrozenFeatureCache, cache_unavailable_reason, is_head_only
+
+    if not any(is_head_only(phase) for phase in recipe.train.phases):
+        return None
+    reason = cache_unavailable_reason(recipe)
+    if reason is not None:
+        log(f"feature cache: not used ({reason})")
+        return None
+    log(f"feature cache: {recipe.train.feature_cache} (head-only phases train on frozen backbone features)")
+    frames = classification_splits(recipe.data, seed=recipe.seed, input_size=recipe.model.input_size,
+                                   splits=("train",), for_training=False).datasets
+    frames["validation"] = data.datasets["validation"]
+    return FrozenFeatureCache(model, backbone, frames, storage=recipe.train.feature_cache,
+                              folder=out_dir / "cache", seed=recipe.seed,
+                              shuffle_buffer=recipe.data.shuffle_buffer, batch_size=recipe.data.batch_size,
+                              num_train=data.sizes["train"])
+
+
+def _fit_and_save(recipe, model, backbone, data, out_dir, resume, verbose, compile_model, feature_cache=None):
     """Run every phase, then save `checkpoints/final.keras` atomically; returns the run's paths and sizes."""
     from pose_tl.config.validation import frozen_layer_names
     from pose_tl.training.phases import train_phases
@@ -137,7 +177,7 @@ def _fit_and_save(recipe, model, backbone, data, out_dir, resume, verbose, compi
         frozen_layers=frozen_layer_names(recipe.model.backbone),
         learned_adapter=recipe.model.backbone.depth_adapter == "learned",
         steps_per_epoch=math.ceil(data.sizes["train"] / recipe.data.batch_size), out_dir=out_dir, resume=resume,
-        verbose=verbose, compile_model=compile_model)
+        verbose=verbose, compile_model=compile_model, feature_cache=feature_cache)
     write_json_atomic(out_dir / "logs" / "history.json", histories)
     final = out_dir / FINAL_MODEL
     with atomic_path(final) as tmp:
@@ -199,11 +239,16 @@ def evaluate(recipe, model_path, out_dir=None, split="validation", command="eval
     return _evaluate_dataset(None, data.datasets[split], data.class_names, out_dir, predict=classifier.predict)
 
 
-def export(checkpoint, out_dir, recipe=None):
-    """Export a `.keras` checkpoint (classifier, pose model or detector) as a SavedModel folder."""
+def export(checkpoint, out_dir, recipe=None, export_format="saved_model"):
+    """Export a `.keras` checkpoint (classifier, pose model or detector) as a SavedModel folder, or a classifier
+    as a folder holding model.tflite / model.onnx (`export_format`) and pose_tl.json; returns the path written."""
     from pose_tl.export.loading import load_keras_model
 
     model = load_keras_model(checkpoint)
+    if export_format != "saved_model":
+        from pose_tl.export.formats import export_classifier_file
+
+        return str(export_classifier_file(model, Path(out_dir), export_format))
     if any(layer.name == "box_head" for layer in model.layers):
         from pose_tl.export.detection_saved_model import export_detector
 

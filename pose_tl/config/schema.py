@@ -194,6 +194,12 @@ class TrainConfig:
     clip_gradient_norm: Optional[float] = bounded(None, min=0.0, min_exclusive=True, max=1e6)  # global norm
     # auto: mixed_bfloat16 on CPUs with AVX512_BF16 / AMX (~2x faster here), mixed_float16 on GPUs, else float32.
     precision: Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"] = "auto"
+    # Head-only phases without augmentation train on the frozen backbone's features computed once: in memory,
+    # or on disk under <output_dir>/cache (reused by --resume). off: always run the backbone.
+    feature_cache: Literal["off", "memory", "disk"] = "memory"
+    # none: one device. mirrored: all local GPUs (or CPU devices). multi_worker: MultiWorkerMirroredStrategy
+    # over the cluster in TF_CONFIG. data.batch_size is the global batch, split across replicas.
+    distribute: Literal["none", "mirrored", "multi_worker"] = "none"
     tensorboard: bool = True
     export_at_end: bool = True
 

@@ -11,6 +11,7 @@ import keras
 from pose_tl.backbones.freezing import set_trainable_layers
 from pose_tl.models.classifier import PROBABILITIES
 from pose_tl.training.divergence import StopOnNonFiniteLoss
+from pose_tl.training.feature_cache import is_head_only
 from pose_tl.training.losses import ForegroundWeightedMSE
 from pose_tl.training.optimizers import build_optimizer
 from pose_tl.training.resume import ResumeState, SaveBestModel, SaveResumeState
@@ -28,12 +29,13 @@ def compile_pose_model(model, optimizer, foreground_weight=10.0):
                                              for name in model.output_names})
 
 
-def phase_callbacks(train_config, phase, phase_index, out_dir, state, best, has_validation, divergence):
+def phase_callbacks(train_config, phase, phase_index, out_dir, state, best, has_validation, divergence, model):
     logs = Path(out_dir) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    best.whole_model = model
     callbacks = [
         divergence,  # first, so no later callback saves a diverged model
-        SaveResumeState(state, phase_index),  # before the CSV row: a logged epoch is always a resumable one
+        SaveResumeState(state, phase_index, model),  # before the CSV row: a logged epoch is always resumable
         keras.callbacks.CSVLogger(str(logs / f"{phase_index}_{phase.name}.csv"), append=True),
         best,
     ]
@@ -46,8 +48,11 @@ def phase_callbacks(train_config, phase, phase_index, out_dir, state, best, has_
 
 
 def train_phases(model, backbone, train_ds, val_ds, train_config, *, frozen_layers, learned_adapter,
-                 steps_per_epoch, out_dir, resume=False, verbose="auto", compile_model=compile_classifier):
+                 steps_per_epoch, out_dir, resume=False, verbose="auto", compile_model=compile_classifier,
+                 feature_cache=None):
     """Run every phase of `train_config`, or the remaining ones when resuming.
+
+    With a `FrozenFeatureCache`, head-only phases fit the head on cached backbone features.
 
     Returns:
         A list of `{"phase": name, "history": {metric: [per epoch]}}`, one per phase run in this call.
@@ -70,16 +75,20 @@ def train_phases(model, backbone, train_ds, val_ds, train_config, *, frozen_laye
             continue
         set_trainable_layers(backbone, frozen_layers=frozen_layers, unfreeze=phase.unfreeze,
                              learned_adapter=learned_adapter)
+        fit_model, phase_train, phase_val = model, train_ds, val_ds
+        if feature_cache is not None and is_head_only(phase):
+            fit_model, phase_train, phase_val = feature_cache.phase_data(index)
         optimizer = build_optimizer(train_config, phase, steps_per_epoch)
-        compile_model(model, optimizer)
+        compile_model(fit_model, optimizer)
         if initial_epoch:
-            optimizer.build(model.trainable_variables)
+            optimizer.build(fit_model.trainable_variables)
             optimizer.iterations.assign(initial_epoch * steps_per_epoch)  # schedules continue, not restart
         divergence = StopOnNonFiniteLoss(phase.name, f"train.phases[{index}]")
-        history = model.fit(train_ds, validation_data=val_ds, epochs=phase.epochs, initial_epoch=initial_epoch,
-                            callbacks=phase_callbacks(train_config, phase, index, out_dir, state, best,
-                                                      val_ds is not None, divergence),
-                            verbose=verbose)
+        history = fit_model.fit(phase_train, validation_data=phase_val, epochs=phase.epochs,
+                                initial_epoch=initial_epoch,
+                                callbacks=phase_callbacks(train_config, phase, index, out_dir, state, best,
+                                                          val_ds is not None, divergence, model),
+                                verbose=verbose)
         divergence.raise_if_diverged()
         state.save(model, index, phase.epochs)  # early stopping ends the phase for good, resume included
         histories.append({"phase": phase.name, "history": history.history})

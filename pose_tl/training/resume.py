@@ -40,14 +40,15 @@ class ResumeState:
 class SaveResumeState(keras.callbacks.Callback):
     """Saves `ResumeState` at the end of each epoch of one phase."""
 
-    def __init__(self, state, phase_index):
+    def __init__(self, state, phase_index, whole_model=None):
         super().__init__()
         self.state = state
         self.phase_index = phase_index
+        self.whole_model = whole_model  # the full model when the phase fits only its head (feature cache)
 
     def on_epoch_end(self, epoch, logs=None):
         if finite_loss(logs):
-            self.state.save(self.model, self.phase_index, epoch + 1)
+            self.state.save(self.whole_model or self.model, self.phase_index, epoch + 1)
 
 
 class SaveBestModel(keras.callbacks.Callback):
@@ -58,6 +59,7 @@ class SaveBestModel(keras.callbacks.Callback):
         self.path = Path(path)
         self.monitor = monitor
         self.best = float("inf")
+        self.whole_model = None  # set per phase: the full model when the phase fits only its head
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
@@ -65,4 +67,4 @@ class SaveBestModel(keras.callbacks.Callback):
             return
         self.best = float(value)
         with atomic_path(self.path) as tmp:
-            self.model.save(str(tmp))
+            (self.whole_model or self.model).save(str(tmp))

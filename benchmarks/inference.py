@@ -1,0 +1,170 @@
+"""Benchmark: inference latency of the exports, end to end, against the bare VGG16 backbone, in one run.
+
+Random weights (latency does not depend on them). Rows, at batch 1 and 8:
+  backbone         the VGG16 conv stack alone (tf.function), on frames already preprocessed at the input size
+  saved_model      the classifier SavedModel's serving_default: uint16 mm frames of the sensor's size in; resize,
+                   depth preprocessing, backbone, head, argmax and class names out (the issue's target: <= 1.15x)
+  tflite / onnx    the same classifier from `pose-tl export --format tflite|onnx` (float32; class names in JSON)
+  pose network     with --pose: the pose recipe's Keras model (backbone and feature-pyramid head), no decoding
+  pose saved_model with --pose: its SavedModel end to end (+ peak finding, PAF matching, 3D lifting)
+The ratio is to the backbone row of the same precision (the SavedModel runs under the recipe's `precision: auto`).
+
+    .venv/bin/python benchmarks/inference.py [--input-size 96 128] [--frame-size 120 160] [--repeats 20] [--pose]
+"""
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+BATCHES = (1, 8)
+
+
+def time_ms(fn, warmup, repeats, reduce=statistics.median):
+    """`reduce` of the wall times of `fn()` in milliseconds, after `warmup` untimed calls (tracing, caches)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000.0)
+    return reduce(times)
+
+
+def build_classifier(input_size, policy):
+    """The shipped VGG16 depth classifier recipe at `input_size`, random weights, under the dtype `policy`."""
+    from pose_tl.config import load_recipe
+    from pose_tl.models.factory import build_model
+    from pose_tl.training.precision import dtype_policy
+
+    recipe = load_recipe(RECIPES / "classify_vgg16_depth.yaml",
+                         ["model.backbone.weights=none", f"model.input_size=[{input_size[0]}, {input_size[1]}]"])
+    with dtype_policy(policy):
+        return build_model(recipe.model, ["c0", "c1", "c2", "c3"])
+
+
+def build_pose_model(input_size, policy):
+    from pose_tl.config import load_recipe
+    from pose_tl.data.people.skeleton import JOINT_NAMES, LIMBS
+    from pose_tl.models.factory import build_pose_model as build
+    from pose_tl.training.precision import dtype_policy
+
+    recipe = load_recipe(RECIPES / "pose_vgg16_depth.yaml",
+                         ["model.backbone.weights=none", f"model.input_size=[{input_size[0]}, {input_size[1]}]"])
+    with dtype_policy(policy):
+        return build(recipe.model, len(JOINT_NAMES), len(LIMBS)), recipe.model.pose.output_stride
+
+
+def backbone_runner(model):
+    """fn(batch) timing the conv stack alone on preprocessed float32 frames of the model's input size."""
+    import tensorflow as tf
+
+    from pose_tl.models.classifier import backbone_of
+
+    backbone = tf.function(lambda x: backbone_of(model)(x, training=False), autograph=False)
+    return lambda frames: backbone(frames).numpy()
+
+
+def network_runner(model):
+    """fn(batch): the whole Keras model (backbone and head, no decoding) on preprocessed frames."""
+    import tensorflow as tf
+
+    network = tf.function(lambda x: model(x, training=False), autograph=False)
+    return lambda frames: {name: value.numpy() for name, value in network(frames).items()}
+
+
+def saved_model_runner(folder):
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(str(folder)).signatures["serving_default"]
+    return lambda depth: {name: value.numpy() for name, value in signature(depth=tf.constant(depth)).items()}
+
+
+def tflite_runner(path):
+    import tensorflow as tf
+
+    runner = tf.lite.Interpreter(model_path=str(path), num_threads=os.cpu_count()).get_signature_runner()
+    return lambda depth: runner(depth=depth)
+
+
+def onnx_runner(path):
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return lambda depth: session.run(None, {"depth": depth})
+
+
+def rows(args, policy, folder):
+    """[(name, precision, run(inputs), inputs(batch_size))] for every row of the table."""
+    from pose_tl.export.formats import export_classifier_file
+    from pose_tl.export.pose_saved_model import export_pose_model
+    from pose_tl.export.saved_model import export_classifier
+
+    rng = np.random.default_rng(0)
+
+    def frames(batch):
+        return rng.integers(400, 5000, size=(batch, *args.frame_size)).astype(np.uint16)
+
+    def preprocessed(batch):
+        return rng.uniform(-114.8, 140.2, size=(batch, *args.input_size, 1)).astype(np.float32)
+
+    model = build_classifier(args.input_size, policy)
+    export_classifier(model, folder / "saved_model")
+    table = [("backbone", policy, backbone_runner(model), preprocessed)]
+    if policy != "float32":
+        table.append(("backbone", "float32", backbone_runner(build_classifier(args.input_size, "float32")),
+                      preprocessed))
+    table.append(("saved_model", policy, saved_model_runner(folder / "saved_model"), frames))
+    table.append(("tflite", "float32", tflite_runner(export_classifier_file(model, folder / "tflite", "tflite")),
+                  frames))
+    if not args.no_onnx:
+        table.append(("onnx", "float32", onnx_runner(export_classifier_file(model, folder / "onnx", "onnx")),
+                      frames))
+    if args.pose:
+        pose_model, stride = build_pose_model(args.input_size, policy)
+        export_pose_model(pose_model, folder / "pose", output_stride=stride)
+        table.append(("pose network", policy, network_runner(pose_model), preprocessed))
+        table.append(("pose saved_model", policy, saved_model_runner(folder / "pose"), frames))
+    return table
+
+
+def time_rows(table, warmup, repeats):
+    """{(name, precision, batch): median ms per batch}."""
+    results = {}
+    for name, precision, run, inputs in table:
+        for batch in BATCHES:
+            batch_inputs = inputs(batch)
+            results[(name, precision, batch)] = time_ms(lambda: run(batch_inputs), warmup, repeats)
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input-size", type=int, nargs=2, default=[96, 128], help="the model's (pose recipe's)")
+    parser.add_argument("--frame-size", type=int, nargs=2, default=[120, 160], help="frames given to the exports")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--pose", action="store_true", help="also the pose SavedModel (decoding inside)")
+    parser.add_argument("--no-onnx", action="store_true", help="skip onnxruntime (pose_tl[onnx] not installed)")
+    args = parser.parse_args()
+    from pose_tl.training.precision import resolve_precision
+
+    policy = resolve_precision("auto")
+    with tempfile.TemporaryDirectory(prefix="inference_bench_") as tmp:
+        results = time_rows(rows(args, policy, Path(tmp)), args.warmup, args.repeats)
+    print(f"\nVGG16 depth classifier, input {args.input_size[0]}x{args.input_size[1]}, frames "
+          f"{args.frame_size[0]}x{args.frame_size[1]} uint16, {os.cpu_count()} CPU cores, median of {args.repeats}")
+    print(f"{'model':<18}{'precision':<16}{'batch':>6}{'ms/batch':>10}{'img/s':>9}{'x backbone':>12}")
+    for (name, precision, batch), ms in results.items():
+        ratio = ms / results[("backbone", precision, batch)]
+        print(f"{name:<18}{precision:<16}{batch:>6}{ms:>10.1f}{1000.0 * batch / ms:>9.1f}{ratio:>12.2f}")
+
+
+if __name__ == "__main__":
+    main()

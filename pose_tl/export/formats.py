@@ -1,0 +1,124 @@
+"""Export a classifier as TFLite or ONNX, for runtimes without TensorFlow (phones, onnxruntime).
+
+Both files take what the SavedModel's serving_default takes, uint16 depth [N, H, W] in millimetres of any frame
+size, with resizing and depth preprocessing inside, and return `probabilities` [N, C] float32 and `class_ids` [N]
+int32. Class names are not a tensor there (string tensors are awkward in both runtimes); `pose_tl.json` beside the
+file lists them. The network is converted in float32 whatever precision it was trained under: TFLite's and ONNX
+Runtime's CPU kernels have no bfloat16 convolutions, and the variables are float32 anyway.
+
+Pose models and detectors export as SavedModels only; `NOT_CONVERTIBLE` says why, as measured with TF 2.21,
+tf2onnx 1.17 and onnxruntime 1.32.
+"""
+
+import json
+import tempfile
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from pose_tl.atomic import atomic_path
+from pose_tl.backbones.depth_preprocessing import depth_to_metres
+from pose_tl.data.augment import resize_depth
+from pose_tl.errors import ModelFileError
+from pose_tl.export.saved_model import DEFAULT_SIGNATURE, METADATA_FILE, classifier_metadata
+from pose_tl.models.classifier import PROBABILITIES
+
+FILE_NAMES = {"tflite": "model.tflite", "onnx": "model.onnx"}
+OUTPUTS = ("probabilities", "class_ids")
+ONNX_OPSET = 17  # onnxruntime >= 1.14 runs it
+DEPTH_SPEC = tf.TensorSpec([None, None, None], tf.uint16, name="depth")
+NOT_CONVERTIBLE = {
+    ("pose model", "tflite"): "its decoding needs TensorFlow ops that TFLite has no builtin kernel for "
+                              "(ExtractImagePatches)",
+    ("pose model", "onnx"): "onnxruntime cannot run the Loop that tf2onnx makes of its decoding",
+    ("detector", "tflite"): "its RoIAlign and NMS need TensorFlow ops that TFLite has no builtin kernel for "
+                            "(CropAndResize, CombinedNonMaxSuppression)",
+    ("detector", "onnx"): "its proposals, RoIAlign and NMS are not converted",
+}
+
+
+def float32_copy(model):
+    """A copy of `model` (same architecture, weights copied) whose every layer computes in float32."""
+
+    def to_float32(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "DTypePolicy":
+                return {**node, "config": {**node["config"], "name": "float32"}}
+            return {key: to_float32(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [to_float32(value) for value in node]
+        return node
+
+    copy = keras.saving.deserialize_keras_object(to_float32(keras.saving.serialize_keras_object(model)))
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def classifier_function(model):
+    """tf.function(depth uint16 [N, H, W] mm) -> {probabilities, class_ids}: the SavedModel's graph, no strings.
+
+    `tf.expand_dims` rather than `[..., None]`: TFLite has no kernel for a strided slice that adds an axis.
+    """
+    input_size = tuple(model.input_shape[1:3])
+
+    @tf.function(input_signature=[DEPTH_SPEC])
+    def predict(depth):
+        frames = resize_depth(tf.expand_dims(depth_to_metres(depth), -1), input_size)
+        probabilities = model(frames, training=False)[PROBABILITIES]
+        return {"probabilities": probabilities,
+                "class_ids": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
+
+    return predict
+
+
+def tflite_bytes(model, predict):
+    """Convert through a temporary SavedModel: converting the concrete function directly leaves the Keras
+    variables unfrozen (a 32 kB file that outputs NaN)."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(DEFAULT_SIGNATURE, predict.python_function, input_signature=[DEPTH_SPEC])
+    with tempfile.TemporaryDirectory(prefix="pose_tl_tflite_") as tmp:
+        archive.write_out(tmp, verbose=False)
+        return tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=[DEFAULT_SIGNATURE]).convert()
+
+
+def onnx_bytes(predict):
+    tf2onnx = import_tf2onnx()
+    proto, _ = tf2onnx.convert.from_function(predict, input_signature=[DEPTH_SPEC], opset=ONNX_OPSET,
+                                             output_path=None)
+    return proto.SerializeToString()
+
+
+def import_tf2onnx():
+    try:
+        import tf2onnx
+    except ImportError:
+        raise ModelFileError("--format onnx needs tf2onnx and onnxruntime: pip install 'pose_tl[onnx]'") from None
+    return tf2onnx
+
+
+def export_classifier_file(model, destination, export_format):
+    """Write `destination`/model.tflite or model.onnx and pose_tl.json, atomically; returns the model file's path.
+
+    Raises:
+        ModelFileError: `model` is not a classifier, or tf2onnx is not installed.
+    """
+    names = {layer.name for layer in model.layers}
+    if "pose_head" in names or "box_head" in names:
+        task = "pose model" if "pose_head" in names else "detector"
+        raise ModelFileError(f"a {task} exports as saved_model only: {NOT_CONVERTIBLE[task, export_format]}. "
+                             f"Received: --format {export_format}")
+    if export_format == "onnx":
+        import_tf2onnx()  # fail before the slow conversion
+    model32 = float32_copy(model)
+    predict = classifier_function(model32)
+    blob = tflite_bytes(model32, predict) if export_format == "tflite" else onnx_bytes(predict)
+    metadata = {**classifier_metadata(model), "format": export_format, "file": FILE_NAMES[export_format],
+                "signatures": {DEFAULT_SIGNATURE: "depth uint16 [N,H,W] millimetres"}, "outputs": list(OUTPUTS)}
+    destination = Path(destination)
+    with atomic_path(destination) as tmp:
+        tmp.mkdir()
+        (tmp / FILE_NAMES[export_format]).write_bytes(blob)
+        (tmp / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+    return destination / FILE_NAMES[export_format]

@@ -1,0 +1,134 @@
+"""TFLite and ONNX exports compute what the SavedModel computes, from the same uint16 depth frames."""
+
+import dataclasses
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import assert_one_line_error, invoke
+
+CLASS_NAMES = ["a", "b", "c"]
+# TF 2.21 still ships tf.lite.Interpreter but points to ai_edge_litert; the .tflite file is the same for both
+pytestmark = pytest.mark.filterwarnings(r"ignore:.*tf\.lite\.Interpreter is deprecated:UserWarning")
+
+
+def save_tiny_model(path, build, policy):
+    """A random-weight 32x32 model built under the Keras dtype `policy`, saved as a .keras checkpoint."""
+    import keras
+
+    from pose_tl.config.schema import ModelConfig
+    from pose_tl.training.precision import dtype_policy
+
+    keras.utils.set_random_seed(1)
+    config = ModelConfig(input_size=(32, 32))
+    config = dataclasses.replace(config, backbone=dataclasses.replace(config.backbone, weights="none"))
+    with dtype_policy(policy):
+        model = build(config)
+    model.save(path)
+    return model
+
+
+def save_tiny_classifier(path, policy="float32"):
+    from pose_tl.models.factory import build_model
+
+    return save_tiny_model(path, lambda config: build_model(config, CLASS_NAMES), policy)
+
+
+def depth_frames():
+    """Two frames of another size than the model's input, with sensor holes."""
+    depth = np.random.default_rng(2).integers(500, 4500, size=(2, 40, 48)).astype(np.uint16)
+    depth[:, :5, :5] = 0
+    return depth
+
+
+def saved_model_outputs(model, folder, depth):
+    import tensorflow as tf
+
+    from pose_tl.export.saved_model import export_classifier
+
+    export_classifier(model, folder)
+    out = tf.saved_model.load(str(folder)).signatures["serving_default"](depth=tf.constant(depth))
+    return {name: out[name].numpy() for name in ("probabilities", "class_ids")}
+
+
+def tflite_outputs(path, depth):
+    import tensorflow as tf
+
+    return tf.lite.Interpreter(model_path=str(path)).get_signature_runner()(depth=depth)
+
+
+def onnx_outputs(path, depth):
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [output.name for output in session.get_outputs()]
+    return dict(zip(names, session.run(names, {"depth": depth})))
+
+
+@pytest.fixture(scope="module")
+def float32_classifier(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("float32")
+    model = save_tiny_classifier(folder / "model.keras")
+    return folder, saved_model_outputs(model, folder / "saved_model", depth_frames())
+
+
+def test_tflite_export_through_the_cli_matches_the_saved_model(float32_classifier, tiny_recipe):
+    folder, expected = float32_classifier
+    result = invoke("export", tiny_recipe, "--checkpoint", folder / "model.keras", "--out", folder / "tflite",
+                    "--format", "tflite")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"TFLite: {folder / 'tflite' / 'model.tflite'}"
+    out = tflite_outputs(folder / "tflite" / "model.tflite", depth_frames())
+    np.testing.assert_allclose(out["probabilities"], expected["probabilities"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(out["class_ids"], expected["class_ids"])
+    metadata = json.loads((folder / "tflite" / "pose_tl.json").read_text())
+    assert (metadata["format"], metadata["file"], metadata["class_names"]) == ("tflite", "model.tflite", CLASS_NAMES)
+
+
+def test_onnx_export_matches_the_saved_model(float32_classifier, tiny_recipe):
+    pytest.importorskip("tf2onnx")
+    pytest.importorskip("onnxruntime")
+    folder, expected = float32_classifier
+    result = invoke("export", tiny_recipe, "--checkpoint", folder / "model.keras", "--out", folder / "onnx",
+                    "--format", "onnx")
+    assert result.exit_code == 0, result.output
+    out = onnx_outputs(folder / "onnx" / "model.onnx", depth_frames())
+    np.testing.assert_allclose(out["probabilities"], expected["probabilities"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(out["class_ids"], expected["class_ids"])
+
+
+def test_bfloat16_classifier_converts_in_float32_within_bfloat16_rounding(tmp_path):
+    """A model trained under mixed_bfloat16 converts (TFLite has no bf16 convolutions) to ~3 significant digits."""
+    from pose_tl.export.formats import export_classifier_file
+
+    model = save_tiny_classifier(tmp_path / "model.keras", policy="mixed_bfloat16")
+    expected = saved_model_outputs(model, tmp_path / "saved_model", depth_frames())
+    path = export_classifier_file(model, tmp_path / "tflite", "tflite")
+    np.testing.assert_allclose(tflite_outputs(path, depth_frames())["probabilities"], expected["probabilities"],
+                               atol=2e-3)
+
+
+def test_pose_model_refuses_tflite_in_one_line(tmp_path, tiny_recipe):
+    from pose_tl.config.schema import PoseHeadConfig
+    from pose_tl.data.people.skeleton import JOINT_NAMES, LIMBS
+    from pose_tl.models.factory import build_pose_model
+
+    def build(config):
+        config = dataclasses.replace(config, pose=PoseHeadConfig(output_stride=8, channels=8, stages=1))
+        return build_pose_model(config, len(JOINT_NAMES), len(LIMBS))
+
+    save_tiny_model(tmp_path / "pose.keras", build, "float32")
+    result = invoke("export", tiny_recipe, "--checkpoint", tmp_path / "pose.keras", "--out", tmp_path / "out",
+                    "--format", "tflite")
+    assert_one_line_error(result, "pose model", "saved_model", "--format tflite")
+    assert not (tmp_path / "out").exists()
+
+
+def test_onnx_without_tf2onnx_names_the_extra(float32_classifier, tiny_recipe, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)  # import tf2onnx raises ImportError
+    folder, _ = float32_classifier
+    result = invoke("export", tiny_recipe, "--checkpoint", folder / "model.keras", "--out", tmp_path / "onnx",
+                    "--format", "onnx")
+    assert_one_line_error(result, "tf2onnx", "pose_tl[onnx]")
