@@ -3,6 +3,8 @@
 The CLI calls these functions; each returns plain data describing what it wrote.
 """
 
+import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -93,7 +95,7 @@ def _train_on_this_worker(recipe, strategy, out_dir, resume, export, command, ve
 
             result = run_detection.fit(recipe, data, out_dir, resume, export, verbose, _fit_and_save)
         else:
-            result = _fit_evaluate_export(recipe, data, out_dir, resume, export, verbose)
+            result = _fit_evaluate_export(recipe, data, out_dir, resume, export, verbose, log)
     result["precision"] = policy
     result["replicas"] = strategy.num_replicas_in_sync
     return result
@@ -126,7 +128,7 @@ def _fit_pose(recipe, data, out_dir, resume, export, verbose, log):
     return result
 
 
-def _fit_evaluate_export(recipe, data, out_dir, resume, export, verbose):
+def _fit_evaluate_export(recipe, data, out_dir, resume, export, verbose, log=print):
     from pose_tl.models.classifier import backbone_of
     from pose_tl.models.factory import build_model
     from pose_tl.training.phases import compile_classifier
@@ -135,7 +137,7 @@ def _fit_evaluate_export(recipe, data, out_dir, resume, export, verbose):
     model = build_model(recipe.model, data.class_names)
     write_json_atomic(out_dir / "class_names.json", data.class_names)
     backbone = backbone_of(model)
-    cache = _feature_cache(recipe, model, backbone, data, out_dir)
+    cache = _feature_cache(recipe, model, backbone, data, out_dir, log)
     result = _fit_and_save(recipe, model, backbone, data, out_dir, resume, verbose, compile_classifier, cache)
     if val_ds is not None:
         result.update(_evaluate_dataset(model, val_ds, data.class_names, out_dir / EVAL_DIR))
@@ -157,14 +159,19 @@ def _feature_cache(recipe, model, backbone, data, out_dir, log=print):
     if reason is not None:
         log(f"feature cache: not used ({reason})")
         return None
-    log(f"feature cache: {recipe.train.feature_cache} (head-only phases train on frozen backbone features)")
     frames = classification_splits(recipe.data, seed=recipe.seed, input_size=recipe.model.input_size,
                                    splits=("train",), for_training=False).datasets
     frames["validation"] = data.datasets["validation"]
-    return FrozenFeatureCache(model, backbone, frames, storage=recipe.train.feature_cache,
-                              folder=out_dir / "cache", seed=recipe.seed,
-                              shuffle_buffer=recipe.data.shuffle_buffer, batch_size=recipe.data.batch_size,
-                              num_train=data.sizes["train"])
+    fingerprint = json.dumps([dataclasses.asdict(recipe.data), dataclasses.asdict(recipe.model), recipe.seed],
+                             sort_keys=True, default=str)
+    cache = FrozenFeatureCache(model, backbone, frames, storage=recipe.train.feature_cache,
+                               folder=out_dir / "cache", seed=recipe.seed,
+                               shuffle_buffer=recipe.data.shuffle_buffer, batch_size=recipe.data.batch_size,
+                               num_train=data.sizes["train"], fingerprint=fingerprint)
+    size = f"~{cache.estimated_bytes / 2**20:.0f} MiB"
+    where = "disk (over the memory limit)" if cache.storage != recipe.train.feature_cache else cache.storage
+    log(f"feature cache: {where}, {size} (head-only phases train on frozen backbone features)")
+    return cache
 
 
 def _fit_and_save(recipe, model, backbone, data, out_dir, resume, verbose, compile_model, feature_cache=None):

@@ -148,3 +148,12 @@ def test_other_workers_write_a_scratch_folder_that_starts_from_the_chiefs_resume
     with worker_output_dir(strategy_of_task({"worker": 2}, "worker", 1), out, resume=True) as folder:
         assert folder != out and (folder / "checkpoints" / "resume" / "state.json").read_text() == "{}"
     assert not folder.exists()
+
+
+def test_other_workers_refuse_a_previous_run_as_the_chief_does(tmp_path):
+    """Otherwise the chief stops with the error and the other workers wait for it at the first step forever."""
+    out = tmp_path / "run"
+    (out / "checkpoints").mkdir(parents=True)
+    with pytest.raises(OutputError, match="holds a previous run"):
+        with worker_output_dir(strategy_of_task({"worker": 2}, "worker", 1), out, resume=False):
+            pass

@@ -1,6 +1,7 @@
 """The frozen-feature cache: same results as running the backbone every epoch, used only where it is valid."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -37,8 +38,8 @@ def test_cached_head_phase_matches_uncached(shapes_root, tmp_path, uncached, sto
     for metric in ("loss", "val_loss", "accuracy", "val_accuracy"):
         np.testing.assert_allclose(history[metric], uncached[1][metric], rtol=1e-3, atol=1e-4, err_msg=metric)
     if storage == "disk":
-        assert sorted(p.name for p in (tmp_path / "run" / "cache").glob("*.index")) == [
-            "phase0_train.index", "phase0_validation.index"]
+        names = sorted(p.name.split("-")[0] for p in (tmp_path / "run" / "cache").glob("*.index"))
+        assert names == ["phase0_train", "phase0_validation"]
     # the checkpoints are the whole model (depth in), not the head the phase fitted
     result = invoke("evaluate", tmp_path / "r.yaml", "--model", tmp_path / "run" / "checkpoints" / "final.keras",
                     "--out", tmp_path / "eval")
@@ -47,16 +48,19 @@ def test_cached_head_phase_matches_uncached(shapes_root, tmp_path, uncached, sto
     assert saved["accuracy"] == pytest.approx(history["val_accuracy"][-1], abs=1e-6)
 
 
-def test_stale_disk_cache_of_a_killed_run_is_rebuilt(shapes_root, tmp_path):
-    cache = tmp_path / "run" / "cache"
-    cache.mkdir(parents=True)
-    (cache / "phase0_train_0.lockfile").write_text("")  # what a run killed mid-write leaves behind
-    (cache / "phase0_train.data-00000-of-00001").write_bytes(b"partial")
+def test_disk_cache_of_a_killed_run_or_other_settings_is_rebuilt(shapes_root, tmp_path):
     recipe = cache_recipe(shapes_root, tmp_path / "r.yaml", "disk")
-    result = invoke("train", recipe, "--out", tmp_path / "run", "--no-export", "--resume")
-    assert result.exit_code == 0, result.output
-    assert (cache / "phase0_train.index").is_file()
-    assert not (cache / "phase0_train_0.lockfile").exists()
+    _, first = train_history(recipe, tmp_path / "first")
+    index = next((tmp_path / "first" / "cache").glob("phase0_train-*.index"))
+    cache = tmp_path / "second" / "cache"
+    shutil.copytree(tmp_path / "first" / "cache", cache)
+    (cache / index.name).unlink()  # as a run killed while writing leaves it: no index, a lock file
+    (cache / index.name.replace(".index", "_0.lockfile")).write_text("")
+    (cache / "phase0_train-0123456789abcdef.index").write_text("")  # features of other settings or weights
+    _, second = train_history(recipe, tmp_path / "second")
+    assert sorted(p.name for p in cache.glob("phase0_train-*")) == sorted(
+        p.name for p in (tmp_path / "first" / "cache").glob("phase0_train-*"))
+    np.testing.assert_allclose(second["loss"], first["loss"], rtol=1e-5)
 
 
 def test_cache_not_used_when_augmentation_changes_pixels(shapes_root, tmp_path):

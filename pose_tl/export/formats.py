@@ -23,6 +23,7 @@ from pose_tl.data.augment import resize_depth
 from pose_tl.errors import ModelFileError
 from pose_tl.export.saved_model import DEFAULT_SIGNATURE, METADATA_FILE, classifier_metadata
 from pose_tl.models.classifier import PROBABILITIES
+from pose_tl.training.precision import dtype_policy
 
 FILE_NAMES = {"tflite": "model.tflite", "onnx": "model.onnx"}
 OUTPUTS = ("probabilities", "class_ids")
@@ -50,7 +51,8 @@ def float32_copy(model):
             return [to_float32(value) for value in node]
         return node
 
-    copy = keras.saving.deserialize_keras_object(to_float32(keras.saving.serialize_keras_object(model)))
+    with dtype_policy("float32"):  # sub-layers built without a dtype take the global policy
+        copy = keras.saving.deserialize_keras_object(to_float32(keras.saving.serialize_keras_object(model)))
     copy.set_weights(model.get_weights())
     return copy
 

@@ -32,7 +32,9 @@ def build_strategy(distribute, source):
     if distribute == "none":
         return tf.distribute.get_strategy()
     if distribute == "mirrored":
-        return tf.distribute.MirroredStrategy()  # every local GPU; without one, every logical CPU device
+        # the local devices named, or MirroredStrategy would read a TF_CONFIG the platform set and span the cluster
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy(devices=[device.name for device in devices])
     check_tf_config(os.environ.get(TF_CONFIG), source)
     return KerasMultiWorkerMirroredStrategy()
 
@@ -140,6 +142,9 @@ def worker_output_dir(strategy, out_dir, resume):
     if is_chief(strategy):
         yield out_dir
         return
+    if not resume and (Path(out_dir) / "checkpoints").exists():
+        # the chief refuses this folder; failing here too keeps this worker from waiting for it forever
+        raise OutputError(f"{out_dir}: holds a previous run; pass --resume to continue it or --out for a new folder")
     scratch = Path(tempfile.mkdtemp(prefix="pose_tl_worker_"))
     try:
         if resume:

@@ -2,17 +2,22 @@
 
 When nothing below the head trains and no augmentation changes the pixels, every epoch would push the same frames
 through the same frozen backbone. The cache runs the backbone once per frame (the first epoch's cost), keeps the
-features in memory or on disk (`tf.data` cache files), and the phase fits a small model that is the head alone,
-sharing its layers with the full model. Shuffling happens after the cache with the uncached pipeline's seed and
-buffer, so batches hold the same frames in the same order as without the cache.
+features in memory or on disk (`tf.data` cache files named by a digest of the settings and backbone weights), and
+the phase fits a small model that is the head alone, sharing its layers with the full model. Shuffling happens
+after the cache with the uncached pipeline's seed and buffer, so a run's first phase sees the same frames in the
+same order as without the cache.
 """
 
+import hashlib
+
 import keras
+import numpy as np
 import tensorflow as tf
 
 from pose_tl.models.classifier import PROBABILITIES
 
 INDEX_SUFFIX = ".index"
+MEMORY_LIMIT_BYTES = 4 * 2**30  # above this a `memory` cache goes to disk instead (logged)
 
 
 def pixel_changing(augment):
@@ -49,19 +54,27 @@ class FrozenFeatureCache:
         backbone: its backbone sub-model.
         frames: {"train": unshuffled, unaugmented batches, "validation": batches or None}, both (x, y) pairs.
         storage: "memory" or "disk".
-        folder: where disk cache files go (a key per phase keeps features of different weights apart).
+        folder: where disk cache files go.
         seed, shuffle_buffer, batch_size, num_train: reproduce the uncached pipeline's shuffling and batching.
+        fingerprint: text naming the data and model settings (the recipe's); with the backbone's weights it names
+            the disk cache files, so a changed recipe or backbone never reads features of another.
     """
 
-    def __init__(self, model, backbone, frames, *, storage, folder, seed, shuffle_buffer, batch_size, num_train):
+    def __init__(self, model, backbone, frames, *, storage, folder, seed, shuffle_buffer, batch_size, num_train,
+                 fingerprint=""):
         self.extractor = _extractor_model(model, backbone)
         self.head_model = _head_model(model, self.extractor.output.shape[1:])
         self.frames = frames
         self.storage = storage
         self.folder = folder
+        self.fingerprint = fingerprint
         self.seed = seed
         self.shuffle_buffer = max(1, min(num_train, shuffle_buffer))
         self.batch_size = batch_size
+        frame_bytes = np.prod(self.extractor.output.shape[1:]) * np.dtype(self.extractor.compute_dtype).itemsize
+        self.estimated_bytes = int(frame_bytes * num_train)
+        if storage == "memory" and self.estimated_bytes > MEMORY_LIMIT_BYTES:
+            self.storage = "disk"
 
     def phase_data(self, phase_index):
         """(head model, train batches, validation batches or None) for a head-only phase.
@@ -79,21 +92,31 @@ class FrozenFeatureCache:
 
     def _cached(self, batches, key):
         extractor = self.extractor
-        features = batches.map(lambda x, y: (tf.cast(extractor(x, training=False), tf.float32), y)).unbatch()
+        # kept in the compute dtype (half the memory under mixed precision), float32 for the head after
+        features = batches.map(lambda x, y: (extractor(x, training=False), y)).unbatch()
         features = features.cache(self._cache_file(key))
         count = sum(1 for _ in features)  # fills the cache: the one pass through the backbone
         # a known size lets Keras run whole epochs over the cache as it does over the uncached pipeline
-        return features.apply(tf.data.experimental.assert_cardinality(count))
+        features = features.apply(tf.data.experimental.assert_cardinality(count))
+        return features.map(lambda f, y: (tf.cast(f, tf.float32), y))
 
     def _cache_file(self, key):
+        """'' (memory) or a file prefix `<key>-<digest>`; other digests of `key` and unfinished files go."""
         if self.storage == "memory":
             return ""
         self.folder.mkdir(parents=True, exist_ok=True)
-        prefix = self.folder / key
-        if not prefix.with_name(prefix.name + INDEX_SUFFIX).exists():
-            for stale in self.folder.glob(f"{key}*"):  # a run killed while writing leaves lock and shard files
+        name = f"{key}-{self._digest()}"
+        complete = (self.folder / (name + INDEX_SUFFIX)).exists()
+        for stale in self.folder.glob(f"{key}-*"):  # other settings, or a run killed while writing
+            if not (complete and stale.name.startswith(name)):
                 stale.unlink()
-        return str(prefix)
+        return str(self.folder / name)
+
+    def _digest(self):
+        digest = hashlib.sha256(self.fingerprint.encode())
+        for weights in self.extractor.get_weights():
+            digest.update(np.ascontiguousarray(weights).tobytes())
+        return digest.hexdigest()[:16]
 
 
 def _extractor_model(model, backbone):
