@@ -6,7 +6,8 @@ One run, same machine, interleaved repeats (machines are noisy, so the ratios ar
    (a) the plain way the Keras transfer-learning guide writes it: `keras.applications.VGG16` (1-channel input,
    random weights), `image_dataset_from_directory` + prefetch, float32 `fit`; (b) pose_tl with its defaults
    (`train.precision: auto`, the recipe's tf.data pipeline with augmentation), built by the same builders as
-   `pose-tl train`. Images per second over timed steps after warm-up, and the ratio.
+   `pose-tl train`; and (a) again with the one line that turns on the same mixed precision, to show what
+   pose_tl adds beyond it. Images per second over timed steps after warm-up, and the ratio to (a).
 2. The pose_tl input pipeline alone (decode, augment, batch), in images per second, against what training
    consumes.
 3. A head-only phase: epoch time running the frozen backbone every epoch vs the frozen-feature cache.
@@ -56,11 +57,16 @@ def images_per_second(model, dataset, steps):
     return clock.steps * BATCH / clock.seconds
 
 
-def plain_keras(root, size, num_classes):
-    """What a user writes from the Keras transfer-learning guide (float32, no pose_tl)."""
+def plain_keras(root, size, num_classes, policy="float32"):
+    """What a user writes from the Keras transfer-learning guide (no pose_tl), under the dtype `policy`."""
     dataset = keras.utils.image_dataset_from_directory(
         root, color_mode="grayscale", image_size=(size, size), batch_size=BATCH, shuffle=True, seed=1,
         verbose=False).repeat().prefetch(tf.data.AUTOTUNE)
+    with dtype_policy(policy):
+        return _plain_model(size, num_classes), dataset
+
+
+def _plain_model(size, num_classes):
     base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(size, size, 1))
     for layer in base.layers:
         layer.trainable = not layer.name.startswith(("block1", "block2", "block3"))
@@ -71,7 +77,7 @@ def plain_keras(root, size, num_classes):
     model = keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(x))
     model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
-    return model, dataset
+    return model
 
 
 def pose_tl_recipe(root, size, folder, unfreeze):
@@ -156,18 +162,24 @@ def main():
     root = write_shapes_dataset(folder / "shapes", samples_per_class=64, image_size=(args.size, args.size), seed=1)
     policy = resolve_precision("auto")
 
-    baseline, baseline_data = plain_keras(root, args.size, num_classes=len([p for p in root.iterdir() if p.is_dir()]))
+    num_classes = len([p for p in root.iterdir() if p.is_dir()])
+    baseline, baseline_data = plain_keras(root, args.size, num_classes)
+    # the same plain code with the one line a Keras user adds for mixed precision: what pose_tl adds beyond it
+    plain_mixed, plain_mixed_data = plain_keras(root, args.size, num_classes, policy)
     recipe = pose_tl_recipe(root, args.size, folder, unfreeze=("block4", "block5"))
     data = classification_splits(recipe.data, seed=recipe.seed, input_size=recipe.model.input_size)
     ours = pose_tl_model(recipe, data, policy)
     ours_data = data.datasets["train"].repeat()
-    rates = {"plain Keras (float32)": [], f"pose_tl ({policy})": []}
-    for _ in range(args.repeats):  # interleaved, so drifts in machine load hit both alike
-        rates["plain Keras (float32)"].append(images_per_second(baseline, baseline_data, args.steps))
-        rates[f"pose_tl ({policy})"].append(images_per_second(ours, ours_data, args.steps))
+    runs = {"plain Keras (float32)": (baseline, baseline_data),
+            f"plain Keras ({policy})": (plain_mixed, plain_mixed_data), f"pose_tl ({policy})": (ours, ours_data)}
+    rates = {name: [] for name in runs}
+    for _ in range(args.repeats):  # interleaved, so drifts in machine load hit every variant alike
+        for name, (model, dataset) in runs.items():
+            rates[name].append(images_per_second(model, dataset, args.steps))
     pipeline = [pipeline_images_per_second(ours_data, 4 * args.steps) for _ in range(args.repeats)]
 
-    base_rate, our_rate = (statistics.median(v) for v in rates.values())
+    base_rate = statistics.median(rates["plain Keras (float32)"])
+    our_rate = statistics.median(rates[f"pose_tl ({policy})"])
     print(f"\ntraining throughput, VGG16 depth {args.size}x{args.size}, blocks 1-3 frozen, batch {BATCH}, "
           f"{args.repeats} interleaved repeats x {args.steps} steps (median; all repeats in brackets)")
     print(f"{'variant':<34}{'img/s':>8}{'ratio':>8}  repeats")
