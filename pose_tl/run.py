@@ -160,7 +160,7 @@ def _feature_cache(recipe, model, backbone, data, out_dir, log=print):
         log(f"feature cache: not used ({reason})")
         return None
     frames = classification_splits(recipe.data, seed=recipe.seed, input_size=recipe.model.input_size,
-                                   splits=("train",), for_training=False).datasets
+                                   splits=("train",), for_training=False, verify=False).datasets  # checked in train
     frames["validation"] = data.datasets["validation"]
     fingerprint = json.dumps([dataclasses.asdict(recipe.data), dataclasses.asdict(recipe.model), recipe.seed],
                              sort_keys=True, default=str)

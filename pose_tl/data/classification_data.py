@@ -14,11 +14,15 @@ class ClassificationSplits:
     sizes: dict  # split name -> number of frames
 
 
-def classification_splits(data_config, *, seed, input_size, splits=("train", "validation"), for_training=True):
-    """Batched datasets for `splits`; with `for_training`, "train" is shuffled and augmented, the others never."""
+def classification_splits(data_config, *, seed, input_size, splits=("train", "validation"), for_training=True,
+                          verify=True):
+    """Batched datasets for `splits`; with `for_training`, "train" is shuffled and augmented, the others never.
+
+    `verify=False` skips decoding every file up front, for a second view of files already verified.
+    """
     if data_config.source == "synthetic":
         return _synthetic_splits(data_config, seed, input_size, splits, for_training)
-    train_files, val_files = train_validation_files(data_config, seed)
+    train_files, val_files = train_validation_files(data_config, seed, verify=verify)
     files = {"train": train_files, "validation": val_files}
     if "test" in splits:
         raise DataError(f"data.source {data_config.source!r} has train and validation splits only; no test split")
