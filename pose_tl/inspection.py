@@ -49,7 +49,8 @@ def describe_model(recipe, model):
         head = model.get_layer("pose_head")
         pose = recipe.model.pose
         label = f"pose head ({pose.stages} stages)"
-        detail = (f"heatmaps + PAFs at output stride {pose.output_stride}: "
+        maps = "heatmaps + PAFs + joint depths" if pose.joint_depth else "heatmaps + PAFs"
+        detail = (f"{maps} at output stride {pose.output_stride}: "
                   f"{recipe.model.input_size[0] // pose.output_stride}x{recipe.model.input_size[1] // pose.output_stride}")
     else:
         head = model.get_layer("classification_head")

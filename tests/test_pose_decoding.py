@@ -6,8 +6,9 @@ import tensorflow as tf
 
 from pose_tl.data.people.engine import render_people_frame
 from pose_tl.data.people.skeleton import JOINT, LIMBS, NUM_JOINTS, VISIBLE
-from pose_tl.data.people.targets import joint_heatmaps, part_affinity_fields
+from pose_tl.data.people.targets import joint_depth_targets, joint_heatmaps, part_affinity_fields
 from pose_tl.data.people.tfds_builder import default_settings
+from pose_tl.decoding.grouping import greedy_matches
 from pose_tl.decoding.lifting import depth_at_keypoints, lift_to_camera_space
 from pose_tl.decoding.occlusion import DEFAULT_BONE_LENGTHS, bone_length_statistics, infer_missing_joints
 from pose_tl.decoding.peaks import find_peaks
@@ -28,8 +29,30 @@ def test_peaks_are_local_maxima_with_subpixel_refinement():
     assert np.all(scores.numpy()[0, 1] == 0)  # an empty map has no peak
 
 
-def ground_truth_frame(index, people=(2, 2)):
-    frame = render_people_frame(4, index, default_settings(people=people, noise="clean", distance_m=(2.0, 3.5)))
+
+@pytest.mark.parametrize("centre", [(3.3, 4.6), (5.45, 6.05), (7.0, 2.5)])
+def test_subpixel_refinement_is_exact_for_a_gaussian_peak(centre):
+    """A parabola through the log of the samples is exact for a Gaussian: what stride-4 maps of far people need."""
+    ys, xs = np.mgrid[0:12, 0:12] + 0.5
+    maps = np.exp(-((xs - centre[0]) ** 2 + (ys - centre[1]) ** 2) / 2).astype(np.float32)[None, :, :, None]
+    xy, scores = find_peaks(tf.constant(maps), threshold=0.2, max_peaks=1)
+    assert np.allclose(xy.numpy()[0, 0, 0], centre, atol=1e-3)
+
+@pytest.mark.parametrize("seed", range(5))
+def test_greedy_matching_in_rounds_equals_one_pair_at_a_time(seed):
+    rng = np.random.default_rng(seed)
+    scores = np.where(rng.uniform(size=(8, 8)) < 0.4, 0.0, rng.uniform(size=(8, 8))).astype(np.float32)
+    expected, remaining = np.full(8, -1), scores.copy()
+    while remaining.max() > 0:
+        row, col = np.unravel_index(np.argmax(remaining), remaining.shape)
+        expected[row] = col
+        remaining[row, :] = 0
+        remaining[:, col] = 0
+    assert np.array_equal(greedy_matches(tf.constant(scores)).numpy(), expected)
+
+
+def ground_truth_frame(index, people=(2, 2), distance_m=(2.0, 3.5)):
+    frame = render_people_frame(4, index, default_settings(people=people, noise="clean", distance_m=distance_m))
     visibility = tf.constant(frame.visibility.astype(np.int32))
     heatmaps = joint_heatmaps(tf.constant(frame.joints_2d), visibility, (30, 40), STRIDE, 1.5)
     pafs = part_affinity_fields(tf.constant(frame.joints_2d), visibility, (30, 40), STRIDE, 1.0)
@@ -60,6 +83,44 @@ def test_decoding_ground_truth_maps_recovers_the_people(index):
     assert matched_people == set(range(frame.num_people))
     # nearly every joint in the frame is found (occluded ones too: their heatmaps are trained)
     assert detected[:count].sum() >= (frame.visibility > 0).sum() * 0.9
+
+
+def test_learned_joint_depths_lift_occluded_joints_that_the_surface_offsets_cannot():
+    """Read at the peaks, ground-truth joint-depth maps put joints behind an arm or another person at their depth;
+    the fixed skin-to-centre offsets read the occluder's surface there."""
+    errors = {"fixed": [], "learned": []}
+    for index in range(4):
+        frame, heatmaps, pafs = ground_truth_frame(index, people=(2, 3))
+        depth_m = frame.depth_mm / 1000.0
+        maps = joint_depth_targets(frame.joints_2d, frame.joints_3d, frame.visibility.astype(np.int32),
+                                   depth_m.astype(np.float32), (30, 40), STRIDE)[..., :NUM_JOINTS]
+        for name, joint_depth in (("fixed", None), ("learned", maps[None])):
+            out = decode_people(heatmaps, pafs, depth_m[None], frame.intrinsics[None], stride=STRIDE,
+                                joint_depth=joint_depth)
+            xyz, found = out["keypoints_3d"].numpy()[0], out["keypoint_scores"].numpy()[0] > 0
+            for person in range(int(out["num_people"][0])):
+                gaps = [np.nanmean(np.linalg.norm(out["keypoints_2d"].numpy()[0, person] - frame.joints_2d[g], axis=-1))
+                        for g in range(frame.num_people)]
+                g = int(np.argmin(gaps))
+                occluded = found[person] & (frame.visibility[g] == 1)
+                errors[name] += list(np.linalg.norm(xyz[person] - frame.joints_3d[g], axis=-1)[occluded])
+    fixed, learned = np.array(errors["fixed"]), np.array(errors["learned"])
+    assert learned.size >= 10 and learned.size == fixed.size
+    assert np.mean(learned <= 0.1) >= 0.8 and np.mean(learned <= 0.1) >= np.mean(fixed <= 0.1) + 0.3
+
+
+def test_far_people_keep_their_shoulders():
+    """At 4.5-5 m a neck-shoulder limb is under an output pixel long and crosses no PAF pixel: joined by proximity."""
+    shoulders, kept = 0, 0
+    for index in range(6):
+        frame, heatmaps, pafs = ground_truth_frame(index, people=(1, 1), distance_m=(4.5, 5.0))
+        out = decode_people(heatmaps, pafs, frame.depth_mm[None] / 1000.0, frame.intrinsics[None], stride=STRIDE)
+        assert int(out["num_people"][0]) == 1
+        for joint in (JOINT["right_shoulder"], JOINT["left_shoulder"]):
+            if frame.visibility[0, joint] > 0:
+                shoulders += 1
+                kept += int(out["keypoint_scores"].numpy()[0, 0, joint] > 0)
+    assert shoulders >= 8 and kept == shoulders
 
 
 def test_a_person_with_all_joints_visible_is_one_skeleton():

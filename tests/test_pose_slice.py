@@ -8,7 +8,7 @@ import tensorflow as tf
 from conftest import invoke, run_without_pose_tl, write_recipe
 
 from pose_tl.data.people.skeleton import JOINT, LIMBS, NUM_JOINTS, OCCLUDED, OUT_OF_FRAME, VISIBLE
-from pose_tl.data.people.targets import joint_heatmaps, part_affinity_fields
+from pose_tl.data.people.targets import joint_depth_targets, joint_heatmaps, part_affinity_fields
 
 
 def one_person(points):
@@ -50,6 +50,21 @@ def test_paf_points_along_the_limb_and_is_zero_elsewhere():
     assert np.all(fx[0:3] == 0) and np.all(fx[row, 14:] == 0)
 
 
+def test_joint_depth_targets_are_the_depth_behind_the_surface_near_labelled_joints():
+    joints, visibility = one_person({"neck": (18.0, 18.0), "torso": (42.0, 42.0)})
+    joints_3d = np.zeros((1, NUM_JOINTS, 3), np.float32)
+    joints_3d[0, :, 2] = 2.5
+    joints_3d[0, JOINT["torso"], 2] = 0.0  # no 3D label
+    depth = np.full((64, 64), 2.4, np.float32)
+    depth[:, 32:] = 3.0
+    maps = joint_depth_targets(joints, joints_3d, tf.constant(visibility), depth, (16, 16), 4).numpy()
+    target, weight = maps[..., :NUM_JOINTS], maps[..., NUM_JOINTS:]
+    neck, torso = JOINT["neck"], JOINT["torso"]
+    assert weight[4, 4, neck] == 1 and np.isclose(target[4, 4, neck], 0.1, atol=1e-5)  # 2.5 m behind 2.4 m
+    assert weight[4, 5, neck] == 1 and weight[4, 7, neck] == 0 and np.all(target[weight == 0] == 0)
+    assert np.all(weight[..., torso] == 0)  # an unknown z is not supervised
+
+
 def test_no_people_gives_empty_targets():
     empty = tf.zeros((0, NUM_JOINTS, 2))
     visibility = tf.zeros((0, NUM_JOINTS), tf.int32)
@@ -63,13 +78,15 @@ def test_pose_model_outputs_every_stage_at_the_output_stride(stride):
     from pose_tl.models.factory import build_pose_model
     import dataclasses
 
-    config = ModelConfig(input_size=(64, 96), pose=PoseHeadConfig(output_stride=stride, channels=16, stages=3))
+    config = ModelConfig(input_size=(64, 96), pose=PoseHeadConfig(output_stride=stride, channels=16, stages=3,
+                                                                    joint_depth=True))
     config = dataclasses.replace(config, backbone=dataclasses.replace(config.backbone, weights="none"))
     model = build_pose_model(config, NUM_JOINTS, len(LIMBS))
     outputs = model(np.ones((1, 64, 96, 1), np.float32))
-    assert sorted(outputs) == ["heatmaps", "heatmaps_stage1", "heatmaps_stage2", "pafs", "pafs_stage1",
-                               "pafs_stage2"]
+    assert sorted(outputs) == ["heatmaps", "heatmaps_stage1", "heatmaps_stage2", "joint_depth", "pafs",
+                               "pafs_stage1", "pafs_stage2"]
     assert outputs["heatmaps"].shape == (1, 64 // stride, 96 // stride, NUM_JOINTS)
+    assert outputs["joint_depth"].shape == (1, 64 // stride, 96 // stride, NUM_JOINTS)
     assert outputs["pafs"].shape == (1, 64 // stride, 96 // stride, 2 * len(LIMBS))
     assert outputs["heatmaps"].dtype == "float32"
 
@@ -150,6 +167,22 @@ print(json.dumps(bool(np.allclose(a["heatmaps"].numpy(), b["heatmaps"].numpy()))
     assert shapes["keypoints_3d"][0] == [2, 10, NUM_JOINTS, 3] and shapes["keypoint_inferred"][1] == "bool"
     assert shapes["heatmaps"][0] == [2, 32 // 8, 64 // 8, NUM_JOINTS]  # output stride 8
     assert json.loads(same_maps)
+
+
+def test_pose_with_learned_joint_depths_trains_exports_and_loads_with_tensorflow_alone(tmp_path):
+    recipe = pose_recipe(tmp_path)
+    run = tmp_path / "run"
+    result = invoke("train", recipe, "--set", "model.pose.joint_depth=true", "--out", run)
+    assert result.exit_code == 0, result.output
+    header = (run / "logs/1_finetune.csv").read_text().splitlines()[0]
+    assert "val_joint_depth_loss" in header
+    inspected = invoke("inspect", recipe, "--set", "model.pose.joint_depth=true")
+    assert inspected.exit_code == 0 and "heatmaps + PAFs + joint depths" in inspected.output
+    (finite,) = run_without_pose_tl("""
+out = model.signatures["serving_default"](depth=tf.constant(np.full((1, 48, 64), 2500, np.uint16)))
+print(json.dumps(bool(np.all(np.isfinite(out["keypoints_3d"].numpy())))))
+""", run / "saved_model", tmp_path)[-1:]
+    assert json.loads(finite)
 
 
 def test_pose_needs_people_data(tiny_recipe):

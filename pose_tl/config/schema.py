@@ -64,6 +64,9 @@ class PoseHeadConfig:
     paf_width: float = bounded(1.0, min=0.1, max=50.0)  # half-width of a limb's affinity field, output px
     channels: int = bounded(128, min=8, max=4096)  # width of the head's convolutions
     stages: int = bounded(2, min=1, max=6)  # 1 + refinement stages, each supervised (OpenPose)
+    # Learn each joint's depth behind the visible surface (read at its peak; what lifts occluded joints to 3D).
+    # false: fixed per-joint skin-to-centre offsets. Off by default until it wins at the demo's budget.
+    joint_depth: bool = False
 
 
 @dataclass(frozen=True)

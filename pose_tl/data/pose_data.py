@@ -10,9 +10,9 @@ import tensorflow as tf
 
 from pose_tl.data.augment import add_depth_noise_and_shift, random_holes
 from pose_tl.data.people.augment_people import crop_and_resize_people_frame, random_people_augment
-from pose_tl.data.people.targets import joint_heatmaps, known_label_mask, part_affinity_fields
+from pose_tl.data.people.targets import joint_depth_targets, joint_heatmaps, known_label_mask, part_affinity_fields
 from pose_tl.data.people_sources import open_people_split, people_examples, split_frame_count
-from pose_tl.models.pose_model import stage_output_names
+from pose_tl.models.pose_model import HEATMAPS, JOINT_DEPTH, stage_output_names
 
 
 @dataclass
@@ -30,14 +30,16 @@ def people_frame_from_example(example):
             "pose_classes": tf.cast(people["pose_class"], tf.int32), "intrinsics": example["intrinsics"]}
 
 
-def pose_targets(frame, *, output_size, stride, sigma, paf_width, stages):
+def pose_targets(frame, *, output_size, stride, sigma, paf_width, stages, joint_depth=False):
     """(targets, loss weights), each a dict over the model's outputs: every stage has the same targets."""
     heatmaps = joint_heatmaps(frame["joints_2d"], frame["visibility"], output_size, stride, sigma)
     pafs = part_affinity_fields(frame["joints_2d"], frame["visibility"], output_size, stride, paf_width)
     mask = known_label_mask(frame["boxes"], frame["visibility"], output_size, stride)
-    names = stage_output_names(stages)
-    return ({name: heatmaps if name.startswith("heatmaps") else pafs for name in names},
-            {name: mask for name in names})
+    targets = {name: heatmaps if name.startswith(HEATMAPS) else pafs for name in stage_output_names(stages)}
+    if joint_depth:
+        targets[JOINT_DEPTH] = joint_depth_targets(frame["joints_2d"], frame["joints_3d"], frame["visibility"],
+                                                   frame["depth"][..., 0], output_size, stride)
+    return targets, {name: mask for name in targets}
 
 
 def people_splits(data_config, *, seed, input_size, splits, for_training, frame_targets):
@@ -92,7 +94,7 @@ def pose_splits(data_config, pose_config, *, seed, input_size, splits=("train", 
     def frame_targets(frame):
         targets, weights = pose_targets(frame, output_size=output_size, stride=pose_config.output_stride,
                                         sigma=pose_config.sigma, paf_width=pose_config.paf_width,
-                                        stages=pose_config.stages)
+                                        stages=pose_config.stages, joint_depth=pose_config.joint_depth)
         return frame["depth"], targets, weights
 
     return people_splits(data_config, seed=seed, input_size=input_size, splits=splits, for_training=for_training,

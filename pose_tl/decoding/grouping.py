@@ -14,6 +14,8 @@ SAMPLES = 10
 MIN_ALIGNED_SHARE = 0.7  # share of samples whose PAF agrees with the segment
 ALIGNMENT_THRESHOLD = 0.05
 SHORT_LIMB_PX = 4.0
+TINY_LIMB_PX = 1.5
+TINY_LIMB_SCORE = 0.2
 
 
 def _sample_field(field, points):
@@ -40,27 +42,39 @@ def limb_scores(pafs, limb, xy, scores):
     score = tf.reduce_mean(alignment, axis=-1)
     # Limbs a few pixels long cross only a pixel or two of field: judge those by the mean alignment alone.
     aligned = (aligned_share >= MIN_ALIGNED_SHARE) | ((length < SHORT_LIMB_PX) & (score > ALIGNMENT_THRESHOLD))
-    valid = aligned & (score > 0) & (scores[parent][:, None] > 0) & (scores[child][None, :] > 0) & (length > 0)
+    # Limbs under a pixel and a half (a far person's neck-shoulder) may cross no field pixel at all: the nearer
+    # such a pair, the more it scores, without the field.
+    tiny = length < TINY_LIMB_PX
+    score = tf.where(tiny, tf.maximum(score, TINY_LIMB_SCORE * (1.0 - length / TINY_LIMB_PX) + 1e-3), score)
+    aligned = aligned | tiny
+    valid = aligned & (score > 0) & (scores[parent][:, None] > 0) & (scores[child][None, :] > 0)
     return tf.where(valid, score, tf.zeros_like(score))
 
 
 def greedy_matches(score_matrix):
-    """One-to-one pairs in decreasing score: [K] child index per parent candidate (-1: none)."""
+    """One-to-one pairs in decreasing score: [K] child index per parent candidate (-1: none).
+
+    Greedy matching in rounds: every pair that is the best of both its row and its column would be taken by the
+    one-pair-at-a-time greedy too (nothing that outscores it competes for its row or column), so each round takes
+    all of them at once and removes their rows and columns. A round always takes the first top-scoring pair, so
+    at most K rounds; usually two or three, where one pair per step needs K steps.
+    """
     k = tf.shape(score_matrix)[0]
     match = tf.fill([k], -1)
 
     def body(i, matrix, match):
-        flat = tf.argmax(tf.reshape(matrix, [-1]), output_type=tf.int32)
-        row, col = flat // k, flat % k
-        best = tf.reshape(matrix, [-1])[flat]
-        take = best > 0
-        match = tf.where(take & (tf.range(k) == row), col, match)
-        keep_rows = tf.cast(tf.range(k) != row, matrix.dtype)[:, None]
-        keep_cols = tf.cast(tf.range(k) != col, matrix.dtype)[None, :]
-        matrix = tf.where(take, matrix * keep_rows * keep_cols, matrix)
-        return i + 1, matrix, match
+        row_best = tf.argmax(matrix, axis=1, output_type=tf.int32)  # [K] best column of each row
+        col_best = tf.argmax(matrix, axis=0, output_type=tf.int32)  # [K] best row of each column
+        mutual = (tf.gather(col_best, row_best) == tf.range(k)) & (tf.reduce_max(matrix, axis=1) > 0)
+        match = tf.ensure_shape(tf.where(mutual, row_best, match), score_matrix.shape[:1])
+        taken_cols = tf.reduce_any(tf.one_hot(row_best, k, on_value=True, off_value=False) & mutual[:, None], axis=0)
+        cleared = tf.where(mutual[:, None] | taken_cols[None, :], tf.zeros_like(matrix), matrix)
+        return i + 1, tf.ensure_shape(cleared, score_matrix.shape), match
 
-    _, _, match = tf.while_loop(lambda i, *_: i < k, body, (0, score_matrix, match))
+    def more(i, matrix, _):
+        return (i < k) & tf.reduce_any(matrix > 0)
+
+    _, _, match = tf.while_loop(more, body, (0, score_matrix, match))
     return match
 
 
@@ -84,8 +98,12 @@ def _merge_split_people(person_joint, owner, parent, child, matches):
         person_joint, owner = tf.cond(merge, do_merge, lambda: (person_joint, owner))
         return i + 1, person_joint, owner
 
-    _, person_joint, owner = tf.while_loop(lambda i, *_: i < k, body, (0, person_joint, owner))
-    return person_joint, owner
+    a = owner[parent]
+    b = tf.gather(owner[child], tf.maximum(matches, 0))
+    any_split = tf.reduce_any((matches >= 0) & (a >= 0) & (b >= 0) & tf.not_equal(a, b))
+    return tf.cond(any_split,  # usually no pair spans two people: skip the loop
+                   lambda: tf.while_loop(lambda i, *_: i < k, body, (0, person_joint, owner))[1:],
+                   lambda: (person_joint, owner))
 
 
 def group_people(xy, scores, pafs, max_people=10, min_joints=4):

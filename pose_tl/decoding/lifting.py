@@ -22,12 +22,16 @@ JOINT_SURFACE_OFFSETS_M = tuple({
 def depth_at_keypoints(depth_m, keypoints, window=5):
     """Robust depth [P, J] at keypoints [P, J, 2] (x, y in depth pixels) of one frame depth_m [H, W]; 0 if none."""
     height, width = tf.shape(depth_m)[0], tf.shape(depth_m)[1]
-    patches = tf.image.extract_patches(depth_m[None, :, :, None], sizes=[1, window, window, 1],
-                                       strides=[1, 1, 1, 1], rates=[1, 1, 1, 1], padding="SAME")[0]  # [H, W, w*w]
     x = tf.clip_by_value(tf.cast(tf.floor(keypoints[..., 0]), tf.int32), 0, width - 1)
     y = tf.clip_by_value(tf.cast(tf.floor(keypoints[..., 1]), tf.int32), 0, height - 1)
-    values = tf.gather_nd(patches, tf.stack([y, x], axis=-1))  # [P, J, w*w]
-    valid = tf.math.is_finite(values) & (values > 0)
+    # Gather only the windows at the keypoints (not every pixel's patch); outside the frame reads as no depth.
+    steps = tf.range(window) - window // 2
+    dy, dx = tf.meshgrid(steps, steps, indexing="ij")
+    window_y, window_x = y[..., None] + tf.reshape(dy, [-1]), x[..., None] + tf.reshape(dx, [-1])  # [P, J, w*w]
+    inside = (window_y >= 0) & (window_y < height) & (window_x >= 0) & (window_x < width)
+    values = tf.gather_nd(depth_m, tf.stack([tf.clip_by_value(window_y, 0, height - 1),
+                                             tf.clip_by_value(window_x, 0, width - 1)], axis=-1))
+    valid = inside & tf.math.is_finite(values) & (values > 0)
     nearest = tf.reduce_min(tf.where(valid, values, float("inf")), axis=-1, keepdims=True)
     foreground = valid & (values <= nearest + FOREGROUND_BAND_M)
     ordered = tf.sort(tf.where(foreground, values, float("inf")), axis=-1)
@@ -39,7 +43,8 @@ def depth_at_keypoints(depth_m, keypoints, window=5):
 def lift_to_camera_space(keypoints, depth_m, intrinsics, *, window=5, surface_offset_m=0.0):
     """keypoints [P, J, 2] (depth pixels) -> xyz [P, J, 3] metres and has_depth [P, J].
 
-    `surface_offset_m` is a scalar or one value per joint ([J]), added to the depth read at the surface.
+    `surface_offset_m` is a scalar, one value per joint ([J]) or per keypoint ([P, J], learned joint depths), added
+    to the depth read at the surface.
     """
     z = depth_at_keypoints(depth_m, keypoints, window)
     has_depth = z > 0

@@ -67,9 +67,10 @@ def infer_missing_joints(xyz, found, bone_lengths=DEFAULT_BONE_LENGTHS):
 
 
 def _set_joint(tensor, joint, value):
-    """tensor[:, joint] = value, functionally."""
-    parts = [tensor[:, j] if j != joint else value for j in range(NUM_JOINTS)]
-    return tf.stack(parts, axis=1)
+    """tensor[:, joint] = value, functionally (one select, not a restack of every joint: decoding runs it often)."""
+    rank = len(tensor.shape)
+    mask = tf.reshape(tf.range(NUM_JOINTS) == joint, [1, NUM_JOINTS] + [1] * (rank - 2))
+    return tf.where(mask, tf.expand_dims(value, 1), tensor)
 
 
 def occluded_by_depth(xyz, found, bone_lengths=DEFAULT_BONE_LENGTHS, margin_m=0.15):

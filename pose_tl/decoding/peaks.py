@@ -13,7 +13,7 @@ def find_peaks(heatmaps, threshold=0.1, max_peaks=8):
 
     Returns:
         (xy [N, J, K, 2] output-pixel coordinates of the peak centres, sub-pixel refined by a parabola through the
-        neighbours; scores [N, J, K], 0 where there is no peak).
+        log of the neighbours; scores [N, J, K], 0 where there is no peak).
     """
     heatmaps = tf.cast(heatmaps, tf.float32)
     shape = tf.shape(heatmaps)
@@ -37,6 +37,9 @@ def find_peaks(heatmaps, threshold=0.1, max_peaks=8):
         return tf.gather_nd(padded, tf.stack([batch, joint, y + 1 + dy, x + 1 + dx], axis=-1))
 
     centre, left, right, up, down = value(0, 0), value(0, -1), value(0, 1), value(-1, 0), value(1, 0)
+    # A parabola through the log of the samples is exact for a Gaussian peak (the targets' shape); through the
+    # samples themselves it is biased towards the pixel centre by up to a tenth of a pixel.
+    left, centre, right, up, down = (tf.math.log(tf.maximum(v, 1e-4)) for v in (left, centre, right, up, down))
     offset_x = _parabola_offset(left, centre, right)
     offset_y = _parabola_offset(up, centre, down)
     xy = tf.stack([tf.cast(x, tf.float32) + 0.5 + offset_x, tf.cast(y, tf.float32) + 0.5 + offset_y], axis=-1)

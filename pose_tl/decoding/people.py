@@ -10,12 +10,15 @@ from pose_tl.decoding.occlusion import (DEFAULT_BONE_LENGTHS, depth_from_neighbo
 from pose_tl.decoding.peaks import find_peaks
 
 
-def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, peak_threshold=0.2, max_peaks=8, max_people=10,
-                  min_joint_score=0.3, surface_offset_m=JOINT_SURFACE_OFFSETS_M, bone_lengths=DEFAULT_BONE_LENGTHS):
+def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=None, peak_threshold=0.2, max_peaks=8,
+                  max_people=10, min_joint_score=0.3, surface_offset_m=JOINT_SURFACE_OFFSETS_M,
+                  bone_lengths=DEFAULT_BONE_LENGTHS):
     """Decode a batch.
 
     Args:
         heatmaps: [N, Ho, Wo, J]; pafs: [N, Ho, Wo, 2L] (the pose head's last stage).
+        joint_depth: [N, Ho, Wo, J] learned depth of each joint behind the surface, read at its peak; None: the
+            fixed `surface_offset_m`.
         depth_m: [N, H, W] metres at the model's input resolution (H = Ho * stride).
         intrinsics: [N, 4] (fx, fy, cx, cy) for that resolution.
         min_joint_score: found joints below this score are replaced by inferred ones.
@@ -27,13 +30,18 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, peak_threshold
     """
     xy, scores = find_peaks(heatmaps, threshold=peak_threshold, max_peaks=max_peaks)
 
+    learned_depth = joint_depth is not None
+    if not learned_depth:
+        joint_depth = tf.zeros_like(heatmaps[..., :1])  # a placeholder for map_fn; not read
+
     def one_frame(args):
-        frame_xy, frame_scores, frame_pafs, frame_depth, frame_intrinsics = args
+        frame_xy, frame_scores, frame_pafs, frame_depth, frame_intrinsics, frame_joint_depth = args
         keypoints, keypoint_scores, person_scores, count = group_people(frame_xy, frame_scores, frame_pafs,
                                                                         max_people=max_people)
         keypoints_px = keypoints * float(stride)
-        xyz, has_depth = lift_to_camera_space(keypoints_px, frame_depth, frame_intrinsics,
-                                              surface_offset_m=tf.constant(surface_offset_m, tf.float32))
+        offset = (read_joint_maps(frame_joint_depth, keypoints) if learned_depth
+                  else tf.constant(surface_offset_m, tf.float32))
+        xyz, has_depth = lift_to_camera_space(keypoints_px, frame_depth, frame_intrinsics, surface_offset_m=offset)
         found = (keypoint_scores >= min_joint_score) & has_depth
         hidden = occluded_by_depth(xyz, found, bone_lengths)  # found in 2D, but depth reads the occluder
         xyz, depth_inferred = depth_from_neighbours(keypoints_px, xyz, found & ~hidden, hidden, frame_intrinsics)
@@ -54,6 +62,16 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, peak_threshold
                  tf.TensorSpec([max_people, NUM_JOINTS], tf.float32),
                  tf.TensorSpec([max_people, NUM_JOINTS], tf.bool), tf.TensorSpec([max_people], tf.float32))
     outputs = tf.map_fn(one_frame, (xy, scores, tf.cast(pafs, tf.float32), tf.cast(depth_m, tf.float32),
-                                    tf.cast(intrinsics, tf.float32)), fn_output_signature=signature)
+                                    tf.cast(intrinsics, tf.float32), tf.cast(joint_depth, tf.float32)),
+                        fn_output_signature=signature)
     names = ("num_people", "keypoints_2d", "keypoints_3d", "keypoint_scores", "keypoint_inferred", "person_scores")
     return dict(zip(names, outputs))
+
+
+def read_joint_maps(maps, keypoints):
+    """maps [Ho, Wo, J] read at each person's joint: keypoints [P, J, 2] (x, y output pixels) -> [P, J]."""
+    height, width = tf.shape(maps)[0], tf.shape(maps)[1]
+    x = tf.clip_by_value(tf.cast(tf.floor(keypoints[..., 0]), tf.int32), 0, width - 1)
+    y = tf.clip_by_value(tf.cast(tf.floor(keypoints[..., 1]), tf.int32), 0, height - 1)
+    joint = tf.broadcast_to(tf.range(tf.shape(keypoints)[1])[None, :], tf.shape(x))
+    return tf.gather_nd(maps, tf.stack([y, x, joint], axis=-1))

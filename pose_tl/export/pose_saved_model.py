@@ -22,7 +22,7 @@ from pose_tl.decoding.lifting import JOINT_SURFACE_OFFSETS_M
 from pose_tl.decoding.occlusion import DEFAULT_BONE_LENGTHS
 from pose_tl.decoding.people import decode_people
 from pose_tl.export.saved_model import DEFAULT_SIGNATURE, METADATA_FILE
-from pose_tl.models.pose_model import HEATMAPS, PAFS
+from pose_tl.models.pose_model import HEATMAPS, JOINT_DEPTH, PAFS
 
 INTRINSICS_SIGNATURE = "serving_with_intrinsics"
 
@@ -48,7 +48,8 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
         fx, fy, cx, cy = tf.unstack(tf.cast(intrinsics, tf.float32), axis=-1)
         scaled = tf.stack([fx * sx, fy * sy, cx * sx, cy * sy], axis=-1)
         people = decode_people(maps[HEATMAPS], maps[PAFS], metres[..., 0], scaled, stride=output_stride,
-                               bone_lengths=bone_lengths, surface_offset_m=surface_offset_m, max_people=max_people)
+                               joint_depth=maps.get(JOINT_DEPTH), bone_lengths=bone_lengths,
+                               surface_offset_m=surface_offset_m, max_people=max_people)
         to_frame = tf.stack([1.0 / sx, 1.0 / sy])
         people["keypoints_2d"] = people["keypoints_2d"] * to_frame
         people["keypoint_inferred"] = tf.cast(people["keypoint_inferred"], tf.bool)

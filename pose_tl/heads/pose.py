@@ -3,6 +3,8 @@
 Top-down path as a feature pyramid: block5 features are upsampled and added to block4's (stride 8), and for stride
 4 to block3's. Stage 1 predicts heatmaps and PAFs from those features; each refinement stage sees the features plus
 the previous stage's predictions (Cao et al., CVPR 2017). Every stage is supervised, so every stage is an output.
+With `joint_depth`, the last stage also predicts, per joint, how far behind the visible surface the joint lies
+(metres): depth read at a peak is the skin, or an occluder's skin, not the joint.
 """
 
 import keras
@@ -21,9 +23,11 @@ def pyramid_layer_names(backbone_name, output_stride):
 
 @keras.saving.register_keras_serializable(package="pose_tl")
 class PoseHead(keras.layers.Layer):
-    """Features (finest first) -> list of (heatmaps [N, Ho, Wo, J], pafs [N, Ho, Wo, 2L]) per stage."""
+    """Features (finest first) -> list of (heatmaps [N, Ho, Wo, J], pafs [N, Ho, Wo, 2L]) per stage; with
+    `joint_depth` the last stage's tuple also holds joint depths [N, Ho, Wo, J]."""
 
-    def __init__(self, num_joints, num_limbs, channels=128, stages=2, convs_per_stage=3, **kwargs):
+    def __init__(self, num_joints, num_limbs, channels=128, stages=2, convs_per_stage=3, joint_depth=False,
+                 **kwargs):
         super().__init__(**kwargs)
         if stages < 1:
             raise ValueError(f"`stages` must be >= 1. Received: {stages}")
@@ -32,12 +36,14 @@ class PoseHead(keras.layers.Layer):
         self.channels = int(channels)
         self.stages = int(stages)
         self.convs_per_stage = int(convs_per_stage)
+        self.joint_depth = bool(joint_depth)
         self.laterals = None
         self.upsample = keras.layers.UpSampling2D(2, interpolation="bilinear")
         self.stage_convs = [[keras.layers.Conv2D(self.channels, 3, padding="same", activation="relu")
                              for _ in range(self.convs_per_stage)] for _ in range(self.stages)]
         self.heatmap_outs = [keras.layers.Conv2D(self.num_joints, 1, dtype="float32") for _ in range(self.stages)]
         self.paf_outs = [keras.layers.Conv2D(2 * self.num_limbs, 1, dtype="float32") for _ in range(self.stages)]
+        self.depth_out = keras.layers.Conv2D(self.num_joints, 1, dtype="float32") if self.joint_depth else None
 
     def build(self, input_shapes):
         self.laterals = [keras.layers.Conv2D(self.channels, 1, name=f"lateral_{i}") for i in range(len(input_shapes))]
@@ -52,6 +58,8 @@ class PoseHead(keras.layers.Layer):
                 shape = finest
             self.heatmap_outs[stage].build(finest)
             self.paf_outs[stage].build(finest)
+        if self.depth_out is not None:
+            self.depth_out.build(finest)
 
     def call(self, features):
         x = self.laterals[-1](features[-1])
@@ -64,11 +72,14 @@ class PoseHead(keras.layers.Layer):
             for conv in self.stage_convs[stage]:
                 y = conv(y)
             heatmaps, pafs = self.heatmap_outs[stage](y), self.paf_outs[stage](y)
-            outputs.append((heatmaps, pafs))
+            last = stage == self.stages - 1
+            outputs.append((heatmaps, pafs, self.depth_out(y)) if last and self.depth_out is not None
+                           else (heatmaps, pafs))
             stage_input = keras.ops.concatenate([x, keras.ops.cast(heatmaps, x.dtype), keras.ops.cast(pafs, x.dtype)],
                                                 axis=-1)
         return outputs
 
     def get_config(self):
         return {**super().get_config(), "num_joints": self.num_joints, "num_limbs": self.num_limbs,
-                "channels": self.channels, "stages": self.stages, "convs_per_stage": self.convs_per_stage}
+                "channels": self.channels, "stages": self.stages, "convs_per_stage": self.convs_per_stage,
+                "joint_depth": self.joint_depth}

@@ -22,3 +22,21 @@ class ForegroundWeightedMSE(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "foreground_weight": self.foreground_weight}
+
+
+@keras.saving.register_keras_serializable(package="pose_tl")
+class MaskedJointDepthL1(keras.losses.Loss):
+    """Per pixel, the L1 error of the joint depths summed over the joints supervised there.
+
+    y_true [..., 2J] holds the targets then their weights (`joint_depth_targets`); L1, because a few joints with a
+    wrong depth label (a hole's edge) should not pull the rest.
+    """
+
+    def __init__(self, name="masked_joint_depth_l1", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        joints = keras.ops.shape(y_pred)[-1]
+        y_true = keras.ops.cast(y_true, y_pred.dtype)
+        target, weight = y_true[..., :joints], y_true[..., joints:]
+        return keras.ops.sum(weight * keras.ops.abs(y_pred - target), axis=-1)

@@ -12,7 +12,7 @@ from pose_tl.backbones.freezing import set_trainable_layers
 from pose_tl.models.classifier import PROBABILITIES
 from pose_tl.training.divergence import StopOnNonFiniteLoss
 from pose_tl.training.feature_cache import is_head_only
-from pose_tl.training.losses import ForegroundWeightedMSE
+from pose_tl.training.losses import ForegroundWeightedMSE, MaskedJointDepthL1
 from pose_tl.training.optimizers import build_optimizer
 from pose_tl.training.resume import ResumeState, SaveBestModel, SaveResumeState
 
@@ -24,9 +24,13 @@ def compile_classifier(model, optimizer):
 
 
 def compile_pose_model(model, optimizer, foreground_weight=10.0):
-    """Foreground-weighted L2 on every stage's heatmaps and PAFs (intermediate supervision, as OpenPose)."""
-    model.compile(optimizer=optimizer, loss={name: ForegroundWeightedMSE(foreground_weight)
-                                             for name in model.output_names})
+    """Foreground-weighted L2 on every stage's heatmaps and PAFs (intermediate supervision, as OpenPose); masked
+    L1 on the joint depths."""
+    from pose_tl.models.pose_model import JOINT_DEPTH
+
+    model.compile(optimizer=optimizer, loss={
+        name: MaskedJointDepthL1() if name == JOINT_DEPTH else ForegroundWeightedMSE(foreground_weight)
+        for name in model.output_names})
 
 
 def phase_callbacks(train_config, phase, phase_index, out_dir, state, best, has_validation, divergence, model):

@@ -9,6 +9,9 @@ where people overlap (Cao et al., CVPR 2017). Coordinates are in output pixels: 
 import tensorflow as tf
 
 from pose_tl.data.people.skeleton import LIMBS, OUT_OF_FRAME
+from pose_tl.decoding.lifting import depth_at_keypoints
+
+JOINT_DEPTH_RADIUS = 1.5  # output px around a joint where its depth is supervised (decoding reads the peak pixel)
 
 
 def output_grid(output_size):
@@ -60,6 +63,33 @@ def part_affinity_fields(joints_2d, visibility, output_size, stride, paf_width):
     field = tf.reduce_sum(weight[..., None] * unit[None, None], axis=2) / tf.maximum(count, 1.0)[..., None]
     height, width = output_size
     return tf.reshape(field, [height, width, 2 * len(LIMBS)])
+
+
+def joint_depth_targets(joints_2d, joints_3d, visibility, depth_m, output_size, stride, radius=JOINT_DEPTH_RADIUS):
+    """[Ho, Wo, 2J]: each joint's depth behind the surface seen at it, then the weights (1 where supervised).
+
+    The value is the joint's z minus the depth that decoding reads at the joint (`depth_at_keypoints`): a body
+    part's radius for a visible joint, more for one behind an occluder. It is set on output pixels within `radius`
+    of a labelled joint (the nearest person's where two are close); joints without 3D labels or depth get no weight.
+
+    Args:
+        joints_2d: [P, J, 2] input pixels; joints_3d: [P, J, 3] metres (z 0 or NaN: unknown); visibility: [P, J].
+        depth_m: [H, W] metres at the input resolution, as the model sees it (0: no reading).
+    """
+    joints_2d = tf.cast(joints_2d, tf.float32)
+    surface = depth_at_keypoints(tf.cast(depth_m, tf.float32), joints_2d)  # [P, J]
+    z = tf.cast(joints_3d, tf.float32)[..., 2]
+    known = (visibility > OUT_OF_FRAME) & (surface > 0) & tf.math.is_finite(z) & (z > 0)
+    offset = tf.where(known, z - surface, 0.0)
+    xs, ys = output_grid(output_size)
+    joints = joints_2d / float(stride)
+    d2 = (xs[:, :, None, None] - joints[None, None, ..., 0]) ** 2 + (ys[:, :, None, None] - joints[None, None, ..., 1]) ** 2
+    d2 = tf.where(known[None, None], d2, float("inf"))  # [Ho, Wo, P, J]
+    nearest = tf.reduce_min(d2, axis=2)  # [Ho, Wo, J]
+    winner = tf.cast(d2 <= nearest[:, :, None, :], tf.float32) * tf.cast(tf.math.is_finite(d2), tf.float32)
+    value = tf.math.divide_no_nan(tf.reduce_sum(winner * offset[None, None], axis=2), tf.reduce_sum(winner, axis=2))
+    weight = tf.cast(nearest <= radius * radius, tf.float32)
+    return tf.concat([value * weight, weight], axis=-1)
 
 
 def known_label_mask(boxes, visibility, output_size, stride):
