@@ -59,6 +59,21 @@ def test_kill_9_then_resume_ends_at_the_same_epoch_count(shapes_root, tmp_path):
     assert len(history[0]["history"]["loss"]) == epochs - done_when_killed  # at most the interrupted epoch redone
 
 
+def test_a_log_row_cut_off_by_a_kill_is_written_back_on_resume(tmp_path):
+    """Killed after the resume state of epoch 1 was saved but before its CSV row: the resume writes the row."""
+    from pose_tl.training.resume import restore_missing_log_row
+
+    log = tmp_path / "logs" / "0_head.csv"
+    log.parent.mkdir()
+    log.write_text("epoch,accuracy,loss\r\n0,0.5,1.25\r\n")
+    restore_missing_log_row(log, 1, {"loss": 0.75, "accuracy": 0.625})
+    restore_missing_log_row(log, 1, {"loss": 0.75, "accuracy": 0.625})  # present now: not written twice
+    assert log.read_text().splitlines() == ["epoch,accuracy,loss", "0,0.5,1.25", "1,0.625,0.75"]
+    fresh = tmp_path / "logs" / "1_finetune.csv"
+    restore_missing_log_row(fresh, 0, {"loss": 2.0})  # killed before the phase's first row
+    assert fresh.read_text().splitlines() == ["epoch,loss", "0,2.0"]
+
+
 def test_killed_export_leaves_the_previous_model_or_nothing(trained_run, tiny_recipe, tmp_path):
     out, _ = trained_run
     destination = tmp_path / "exported"

@@ -14,7 +14,7 @@ from pose_tl.training.divergence import StopOnNonFiniteLoss
 from pose_tl.training.feature_cache import is_head_only
 from pose_tl.training.losses import ForegroundWeightedMSE, MaskedJointDepthL1
 from pose_tl.training.optimizers import build_optimizer
-from pose_tl.training.resume import ResumeState, SaveBestModel, SaveResumeState
+from pose_tl.training.resume import ResumeState, SaveBestModel, SaveResumeState, restore_missing_log_row
 
 
 def compile_classifier(model, optimizer):
@@ -33,6 +33,10 @@ def compile_pose_model(model, optimizer, foreground_weight=10.0):
         for name in model.output_names})
 
 
+def phase_log_path(out_dir, phase_index, phase):
+    return Path(out_dir) / "logs" / f"{phase_index}_{phase.name}.csv"
+
+
 def phase_callbacks(train_config, phase, phase_index, out_dir, state, best, has_validation, divergence, model):
     logs = Path(out_dir) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -40,7 +44,7 @@ def phase_callbacks(train_config, phase, phase_index, out_dir, state, best, has_
     callbacks = [
         divergence,  # first, so no later callback saves a diverged model
         SaveResumeState(state, phase_index, model),  # before the CSV row: a logged epoch is always resumable
-        keras.callbacks.CSVLogger(str(logs / f"{phase_index}_{phase.name}.csv"), append=True),
+        keras.callbacks.CSVLogger(str(phase_log_path(out_dir, phase_index, phase)), append=True),
         best,
     ]
     if train_config.tensorboard:
@@ -75,6 +79,8 @@ def train_phases(model, backbone, train_ds, val_ds, train_config, *, frozen_laye
                 continue
             if index == saved["phase_index"]:
                 initial_epoch = saved["epochs_done"]
+                restore_missing_log_row(phase_log_path(out_dir, index, phase), initial_epoch - 1,
+                                        saved.get("last_epoch_logs"))
         if initial_epoch >= phase.epochs:
             continue
         set_trainable_layers(backbone, frozen_layers=frozen_layers, unfreeze=phase.unfreeze,
