@@ -66,7 +66,8 @@ def main():
           f"sigma {pose.sigma}")
     print(f"{'z from':<34}{'PCK@0.2':>9}{'mAP@10cm':>10}{'MPJPE mm':>10}{'OKS AP':>9}{'people':>9}")
     for label, use_joint_depth in (("surface + fixed offsets", False), ("surface + joint depths", True)):
-        predictions = [decode_frame(frame, frame_maps, pose, use_joint_depth) for frame, frame_maps in zip(frames, maps)]
+        predictions = [decode_frame(frame, frame_maps, pose, use_joint_depth)
+                       for frame, frame_maps in zip(frames, maps)]
         report = evaluate_pose(predictions, frames)
         found = sum(int(p["num_people"]) for p in predictions)
         print(f"{label:<34}{report['pck@0.2']:>9.3f}{report['map@10cm']:>10.3f}{report['mpjpe_mm']:>10.0f}"

@@ -18,8 +18,8 @@ TINY_LIMB_PX = 1.5
 TINY_LIMB_SCORE = 0.2
 
 
-def _sample_field(field, points):
-    """Nearest-pixel lookup of field [H, W, 2] at points [..., 2] (x, y) in output pixels."""
+def sample_at_pixels(field, points):
+    """Nearest-pixel lookup of field [H, W, C] at points [..., 2] (x, y) in output pixels -> [..., C]."""
     height, width = tf.shape(field)[0], tf.shape(field)[1]
     x = tf.clip_by_value(tf.cast(tf.floor(points[..., 0]), tf.int32), 0, width - 1)
     y = tf.clip_by_value(tf.cast(tf.floor(points[..., 1]), tf.int32), 0, height - 1)
@@ -36,7 +36,7 @@ def limb_scores(pafs, limb, xy, scores):
     unit = vector / tf.maximum(length, 1e-6)[..., None]
     steps = tf.linspace(0.0, 1.0, SAMPLES)
     points = a[:, None, None, :] + steps[None, None, :, None] * vector[:, :, None, :]  # [K, K, S, 2]
-    sampled = _sample_field(field, points)
+    sampled = sample_at_pixels(field, points)
     alignment = tf.reduce_sum(sampled * unit[:, :, None, :], axis=-1)  # [K, K, S]
     aligned_share = tf.reduce_mean(tf.cast(alignment > ALIGNMENT_THRESHOLD, tf.float32), axis=-1)
     score = tf.reduce_mean(alignment, axis=-1)

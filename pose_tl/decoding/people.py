@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 from pose_tl.data.people.skeleton import NUM_JOINTS
-from pose_tl.decoding.grouping import group_people
+from pose_tl.decoding.grouping import group_people, sample_at_pixels
 from pose_tl.decoding.lifting import JOINT_SURFACE_OFFSETS_M, lift_to_camera_space
 from pose_tl.decoding.occlusion import (DEFAULT_BONE_LENGTHS, depth_from_neighbours, infer_missing_joints,
                                         occluded_by_depth)
@@ -70,8 +70,4 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=No
 
 def read_joint_maps(maps, keypoints):
     """maps [Ho, Wo, J] read at each person's joint: keypoints [P, J, 2] (x, y output pixels) -> [P, J]."""
-    height, width = tf.shape(maps)[0], tf.shape(maps)[1]
-    x = tf.clip_by_value(tf.cast(tf.floor(keypoints[..., 0]), tf.int32), 0, width - 1)
-    y = tf.clip_by_value(tf.cast(tf.floor(keypoints[..., 1]), tf.int32), 0, height - 1)
-    joint = tf.broadcast_to(tf.range(tf.shape(keypoints)[1])[None, :], tf.shape(x))
-    return tf.gather_nd(maps, tf.stack([y, x, joint], axis=-1))
+    return tf.linalg.diag_part(sample_at_pixels(maps, keypoints))  # [P, J, J]: joint j's pixel, joint j's map

@@ -1,5 +1,6 @@
 """Per-epoch resume state: model weights and progress, written atomically after every completed epoch."""
 
+import csv
 import json
 from pathlib import Path
 
@@ -67,8 +68,6 @@ def restore_missing_log_row(csv_path, epoch, logs):
     The state is saved first, so a logged epoch is always resumable; the converse window is closed here, from the
     metrics the state kept, so the log holds every epoch once.
     """
-    import csv
-
     csv_path = Path(csv_path)
     if not logs or epoch < 0:
         return

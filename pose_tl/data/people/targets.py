@@ -83,8 +83,9 @@ def joint_depth_targets(joints_2d, joints_3d, visibility, depth_m, output_size, 
     offset = tf.where(known, z - surface, 0.0)
     xs, ys = output_grid(output_size)
     joints = joints_2d / float(stride)
-    d2 = (xs[:, :, None, None] - joints[None, None, ..., 0]) ** 2 + (ys[:, :, None, None] - joints[None, None, ..., 1]) ** 2
-    d2 = tf.where(known[None, None], d2, float("inf"))  # [Ho, Wo, P, J]
+    dx = xs[:, :, None, None] - joints[None, None, ..., 0]
+    dy = ys[:, :, None, None] - joints[None, None, ..., 1]
+    d2 = tf.where(known[None, None], dx * dx + dy * dy, float("inf"))  # [Ho, Wo, P, J]
     nearest = tf.reduce_min(d2, axis=2)  # [Ho, Wo, J]
     winner = tf.cast(d2 <= nearest[:, :, None, :], tf.float32) * tf.cast(tf.math.is_finite(d2), tf.float32)
     value = tf.math.divide_no_nan(tf.reduce_sum(winner * offset[None, None], axis=2), tf.reduce_sum(winner, axis=2))
