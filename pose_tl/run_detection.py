@@ -83,7 +83,8 @@ def evaluate_detector(predict, recipe, class_names, split, eval_dir):
 
     predictions, frames, ms_per_frame = predict_split(predict, recipe, split)
     report = evaluate_detections(predictions, frames, class_names,
-                                 by_pose_class=recipe.model.detection.classes == "pose_class")
+                                 by_pose_class=recipe.model.detection.classes == "pose_class",
+                                 ignore_below=recipe.model.detection.ignore_below)
     report["ms_per_frame"] = ms_per_frame
     text = write_report(eval_dir, report, format_detection_report(report))
     return {"report_text": text, "eval_dir": str(eval_dir), "ap": report["ap"], "ap50": report["ap50"]}

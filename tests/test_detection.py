@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from conftest import assert_one_line_error, invoke, run_without_pose_tl, write_recipe
 
-from pose_tl.detection.boxes import anchor_grid, box_iou, decode_boxes, encode_boxes
+from pose_tl.detection.boxes import anchor_grid, box_ioa, box_iou, decode_boxes, encode_boxes
 from pose_tl.detection.targets import RPN_SAMPLES, head_targets, rpn_targets
 from pose_tl.heads.detection import RoiAlign
 from pose_tl.training.detection_losses import ObjectnessLoss, RoiBoxLoss, RoiClassLoss
@@ -80,6 +80,52 @@ def test_head_targets_foreground_share_classes_and_deltas():
     decoded = decode_boxes(deltas[:, :4], rois, 1.5).numpy()[foreground]
     np.testing.assert_allclose(decoded, gt.numpy()[iou[foreground].argmax(axis=1)], atol=1e-5)
     assert np.all(deltas[:, 4].numpy() == ids) and np.all(deltas[:, 5].numpy() == foreground)
+
+
+def test_anchors_and_rois_half_inside_an_ignore_region_are_not_negatives():
+    anchors = tf.constant(anchor_grid((64, 96), 8, [16.0, 32.0], [1.0, 2.0]))
+    gt = tf.constant([[0.1, 0.1, 0.6, 0.3]])
+    sliver = tf.constant([[0.2, 0.9, 0.9, 1.0]])  # a person cut by the right edge
+    inside = box_ioa(anchors, sliver).numpy()[:, 0] >= 0.5
+    assert inside.sum() > 0
+    objectness, _ = rpn_targets(gt, anchors, tf.constant([1, 2]), 1.5, ignored=sliver)
+    labels, weights = objectness[:, 0].numpy(), objectness[:, 1].numpy()
+    assert weights[inside].sum() == 0 and labels[inside].sum() == 0
+    plain, _ = rpn_targets(gt, anchors, tf.constant([1, 2]), 1.5)
+    assert plain[:, 1].numpy()[inside].sum() > 0  # without the ignore region some of them were sampled negatives
+    proposals = tf.constant([[0.3, 0.92, 0.8, 1.0], [0.25, 0.85, 0.85, 1.0]])  # boxes on the sliver
+    rois, classes, _ = head_targets(gt, tf.constant([1]), proposals, anchors, 64, tf.constant([7, 8]), 1.5,
+                                    ignored=sliver)
+    sampled = rois.numpy()[classes[:, 1].numpy() > 0]
+    assert np.all(box_ioa(tf.constant(sampled), sliver).numpy()[:, 0] < 0.5)
+    assert np.all(box_ioa(tf.constant([[0.2, 0.9, 0.9, 1.0]]), sliver).numpy() == pytest.approx(1.0))
+
+
+def test_slivers_are_crowd_boxes_in_evaluation():
+    from pose_tl.data.people.frame import PeopleFrame
+    from pose_tl.evaluation.detection_metrics import evaluate_detections
+
+    frame = PeopleFrame(depth_mm=np.zeros((120, 160), np.uint16), instance_mask=np.zeros((120, 160), np.uint8),
+                        intrinsics=np.array([100, 100, 80, 60], np.float32),
+                        joints_2d=np.zeros((2, 15, 2), np.float32), joints_3d=np.zeros((2, 15, 3), np.float32),
+                        visibility=np.zeros((2, 15), np.int8),
+                        boxes=np.array([[40, 20, 30, 80], [156, 30, 4, 60]], np.float32),
+                        pose_classes=np.zeros(2, np.int32))
+
+    def detections(*boxes_xywh):
+        boxes = [[y / 120, x / 160, (y + h) / 120, (x + w) / 160] for x, y, w, h in boxes_xywh]
+        return {"num_detections": len(boxes), "detection_boxes": np.array(boxes, np.float32),
+                "detection_scores": np.linspace(0.9, 0.8, len(boxes)), "detection_classes": np.ones(len(boxes))}
+
+    person, on_sliver, empty = [40, 20, 30, 80], [155, 30, 5, 60], [100, 10, 20, 40]
+    strict = evaluate_detections([detections(person)], [frame], ["person"])
+    ignoring = evaluate_detections([detections(person)], [frame], ["person"], ignore_below=0.05)
+    assert (strict["objects"], strict["ignored"], ignoring["objects"], ignoring["ignored"]) == (2, 0, 1, 1)
+    assert strict["ap50"] < 0.6 and ignoring["ap50"] == pytest.approx(1.0)  # the unfound sliver: a miss, or not
+    on_the_sliver_first = evaluate_detections([detections(on_sliver, person)], [frame], ["person"], ignore_below=0.05)
+    assert on_the_sliver_first["ap50"] == pytest.approx(1.0)  # inside the ignore region: not a false positive
+    on_nothing_first = evaluate_detections([detections(empty, person)], [frame], ["person"], ignore_below=0.05)
+    assert on_nothing_first["ap50"] < 0.6  # a box on nothing still costs precision
 
 
 def test_losses_ignore_unsampled_entries_and_use_the_true_class_slot():

@@ -86,6 +86,10 @@ class DetectionHeadConfig:
     score_threshold: float = bounded(0.05, min=0.0, max=1.0)
     nms_iou: float = bounded(0.5, min=0.0, max=1.0)  # per-class NMS of the final detections
     max_detections: int = bounded(20, min=1, max=1000)
+    # People whose visible box is narrower or shorter than this fraction of the frame (slivers cut by the frame edge
+    # or an occluder) are ignore regions, as COCO's crowd boxes: no loss either way, neither missed nor a false
+    # positive in evaluation. 0: every person of 2 px or more is an object to find.
+    ignore_below: float = bounded(0.05, min=0.0, max=0.5)
 
 
 @dataclass(frozen=True)

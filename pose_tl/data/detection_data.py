@@ -12,7 +12,7 @@ from pose_tl.detection.targets import head_targets, rpn_targets
 from pose_tl.models.classifier import DEPTH_INPUT
 from pose_tl.models.detector import BOX_DELTAS, CLASS_LOGITS, ROIS_INPUT, RPN_DELTAS, RPN_OBJECTNESS
 
-MIN_BOX_PX = 2.0  # people cut down to slivers by a crop are not objects to find
+MIN_BOX_PX = 2.0  # a person narrower or shorter than this is always an ignore region
 
 
 def detection_class_names(detection_config, data_config):
@@ -22,15 +22,25 @@ def detection_class_names(detection_config, data_config):
     return ["person"]
 
 
-def gt_boxes_and_classes(frame, by_pose_class, input_size):
-    """Normalised (ymin, xmin, ymax, xmax) boxes [P', 4] and class ids 1..C [P'] of the frame's visible people."""
+def is_ignore_region(width, height, frame_width, frame_height, ignore_below):
+    """Whether a person's visible box (pixels) is a sliver to ignore; works on NumPy and TensorFlow values alike."""
+    return ((width < MIN_BOX_PX) | (height < MIN_BOX_PX) | (width < ignore_below * frame_width)
+            | (height < ignore_below * frame_height))
+
+
+def gt_boxes_and_classes(frame, by_pose_class, input_size, ignore_below=0.0):
+    """Normalised (ymin, xmin, ymax, xmax) boxes [P', 4] and class ids 1..C [P'] of the people to find, and the
+    normalised boxes of the ignore regions [P'', 4] (slivers, `is_ignore_region`)."""
     boxes = frame["boxes"]
-    keep = (boxes[:, 2] >= MIN_BOX_PX) & (boxes[:, 3] >= MIN_BOX_PX)
+    present = (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
     if by_pose_class:
-        keep &= frame["pose_classes"] >= 0
+        present &= frame["pose_classes"] >= 0
+    ignore = present & is_ignore_region(boxes[:, 2], boxes[:, 3], float(input_size[1]), float(input_size[0]),
+                                        ignore_below)
+    keep = present & ~ignore
     classes = frame["pose_classes"] + 1 if by_pose_class else tf.ones_like(frame["pose_classes"])
-    normalised = xywh_pixels_to_normalised(tf.boolean_mask(boxes, keep), *input_size)
-    return normalised, tf.boolean_mask(classes, keep)
+    normalised = xywh_pixels_to_normalised(boxes, *input_size)
+    return tf.boolean_mask(normalised, keep), tf.boolean_mask(classes, keep), tf.boolean_mask(normalised, ignore)
 
 
 def detection_splits(data_config, detection_config, *, seed, input_size, proposal_fn=None,
@@ -48,13 +58,14 @@ def detection_splits(data_config, detection_config, *, seed, input_size, proposa
     by_pose_class = detection_config.classes == "pose_class"
 
     def frame_targets(frame):
-        gt_boxes, gt_classes = gt_boxes_and_classes(frame, by_pose_class, input_size)
+        gt_boxes, gt_classes, ignored = gt_boxes_and_classes(frame, by_pose_class, input_size,
+                                                             detection_config.ignore_below)
         seed_pair = frame["seed"] + 17  # a stateless seed pair of this frame, distinct from augmentation's
-        objectness, rpn_deltas = rpn_targets(gt_boxes, anchors, seed_pair, aspect)
+        objectness, rpn_deltas = rpn_targets(gt_boxes, anchors, seed_pair, aspect, ignored)
         proposals = (proposal_fn(frame["depth"], frame["intrinsics"]) if proposal_fn is not None
                      else tf.zeros([0, 4]))
         rois, classes, deltas = head_targets(gt_boxes, gt_classes, proposals, anchors,
-                                             detection_config.rois_per_image, seed_pair + 3, aspect)
+                                             detection_config.rois_per_image, seed_pair + 3, aspect, ignored)
         inputs = {DEPTH_INPUT: frame["depth"], ROIS_INPUT: rois}
         return inputs, {RPN_OBJECTNESS: objectness, RPN_DELTAS: rpn_deltas, CLASS_LOGITS: classes,
                         BOX_DELTAS: deltas}

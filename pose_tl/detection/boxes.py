@@ -45,6 +45,15 @@ def box_iou(a, b):
     return inter / tf.maximum(area_a + area_b - inter, 1e-9)
 
 
+def box_ioa(a, b):
+    """Intersection over the area of a [..., N, M]: how much of each box in a lies inside each box of b."""
+    a, b = a[..., :, None, :], b[..., None, :, :]
+    top, left = tf.maximum(a[..., 0], b[..., 0]), tf.maximum(a[..., 1], b[..., 1])
+    bottom, right = tf.minimum(a[..., 2], b[..., 2]), tf.minimum(a[..., 3], b[..., 3])
+    inter = tf.maximum(bottom - top, 0.0) * tf.maximum(right - left, 0.0)
+    return inter / tf.maximum((a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]), 1e-9)
+
+
 def _centres(boxes, aspect):
     """(cy, cx, h, w) with x measured in units of y (aspect = width / height of the image): square pixels."""
     h = boxes[..., 2] - boxes[..., 0]

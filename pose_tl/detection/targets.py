@@ -3,6 +3,8 @@
 RPN (Faster R-CNN): anchors with IoU >= 0.7 to a ground-truth box, and each box's best anchor, are positives;
 IoU < 0.3 negatives; 256 are sampled, at most half positive. Box head (Fast R-CNN): RoIs with IoU >= 0.5 are
 foreground of the matched box's class, below 0.5 background; `rois` are sampled, at most 25 % foreground.
+Ignore regions (slivers of people, `ignore_below`) are never positives, and an anchor or RoI lying at least half
+inside one is not a negative either: COCO's crowd rule, the one evaluation applies to the same boxes.
 
 The head's RoIs are sampled here from the ground truth jittered, random anchors and (when the recipe uses them)
 depth proposals, rather than from the RPN's live output: the targets stay a pure function of the frame, so the
@@ -11,11 +13,12 @@ whole detector trains with Keras `fit` on (depth, rois) -> outputs. Each target 
 
 import tensorflow as tf
 
-from pose_tl.detection.boxes import box_iou, clip_boxes, encode_boxes
+from pose_tl.detection.boxes import box_ioa, box_iou, clip_boxes, encode_boxes
 
 RPN_SAMPLES, RPN_POSITIVE_FRACTION, RPN_POSITIVE_IOU, RPN_NEGATIVE_IOU = 256, 0.5, 0.7, 0.3
 HEAD_FOREGROUND_FRACTION, HEAD_FOREGROUND_IOU = 0.25, 0.5
 JITTERS_PER_BOX, RANDOM_ROIS = 8, 32
+IGNORED_IOA = 0.5
 
 
 def _match(boxes, gt_boxes):
@@ -23,6 +26,12 @@ def _match(boxes, gt_boxes):
     iou = box_iou(boxes, gt_boxes)
     padded = tf.concat([iou, tf.zeros([tf.shape(iou)[0], 1])], axis=1)
     return tf.reduce_max(padded, axis=1), tf.argmax(padded, axis=1, output_type=tf.int32), iou
+
+
+def inside_ignored(boxes, ignored):
+    """[N] bool: at least `IGNORED_IOA` of the box's area lies inside one of the `ignored` regions [M, 4]."""
+    ioa = tf.concat([box_ioa(boxes, ignored), tf.zeros([tf.shape(boxes)[0], 1])], axis=1)
+    return tf.reduce_max(ioa, axis=1) >= IGNORED_IOA
 
 
 def _sample(candidates, count, seed):
@@ -34,13 +43,15 @@ def _sample(candidates, count, seed):
     return tf.scatter_nd(chosen[:, None], tf.ones_like(chosen, tf.bool), tf.shape(candidates))
 
 
-def rpn_targets(gt_boxes, anchors, seed, aspect):
+def rpn_targets(gt_boxes, anchors, seed, aspect, ignored=None):
     """objectness [K, 2] (label, weight) and deltas [K, 5] (4 deltas, weight) for anchors [K, 4]."""
     best, matched, iou = _match(anchors, gt_boxes)
     best_per_box = tf.reduce_max(iou, axis=0)  # [P]
     is_best = tf.reduce_any((iou >= best_per_box[None, :] - 1e-6) & (best_per_box[None, :] > 0.1), axis=1)
     positive = (best >= RPN_POSITIVE_IOU) | is_best
     negative = (best < RPN_NEGATIVE_IOU) & ~positive
+    if ignored is not None:
+        negative &= ~inside_ignored(anchors, ignored)
     positive = _sample(positive, int(RPN_SAMPLES * RPN_POSITIVE_FRACTION), seed)
     count = RPN_SAMPLES - tf.reduce_sum(tf.cast(positive, tf.int32))
     negative = _sample(negative, count, seed + 1)
@@ -63,7 +74,7 @@ def jittered_boxes(gt_boxes, seed):
     return clip_boxes(tf.stack([cy - h / 2, cx - w / 2, cy + h / 2, cx + w / 2], axis=1))
 
 
-def head_targets(gt_boxes, gt_classes, proposals, anchors, rois, seed, aspect):
+def head_targets(gt_boxes, gt_classes, proposals, anchors, rois, seed, aspect, ignored=None):
     """RoIs [R, 4] and their targets: classes [R, 2] (class id, weight) and deltas [R, 6] (4, class id, weight).
 
     Candidates are the ground truth itself, its jittered copies, `RANDOM_ROIS` random anchors and `proposals`.
@@ -76,7 +87,10 @@ def head_targets(gt_boxes, gt_classes, proposals, anchors, rois, seed, aspect):
     best, matched, _ = _match(candidates, gt_boxes)
     foreground = _sample((best >= HEAD_FOREGROUND_IOU) & size_ok, int(rois * HEAD_FOREGROUND_FRACTION), seed + 2)
     count = rois - tf.reduce_sum(tf.cast(foreground, tf.int32))
-    background = _sample((best < HEAD_FOREGROUND_IOU) & size_ok, count, seed + 3)
+    background = (best < HEAD_FOREGROUND_IOU) & size_ok
+    if ignored is not None:
+        background &= ~inside_ignored(candidates, ignored)
+    background = _sample(background, count, seed + 3)
     chosen = foreground | background
     order = tf.argsort(tf.cast(chosen, tf.int32) * 2 + tf.cast(foreground, tf.int32), direction="DESCENDING",
                        stable=True)

@@ -5,21 +5,32 @@ import io
 
 import numpy as np
 
-from pose_tl.data.detection_data import MIN_BOX_PX
+from pose_tl.data.detection_data import is_ignore_region
 
 
 def ground_truth_classes(frame, by_pose_class):
-    """Class ids 1..C of the frame's people, 0 for people that are not objects to find (slivers, unknown class)."""
+    """Class ids 1..C of the frame's people, 0 for people of unknown class (not scored at all)."""
     boxes = np.asarray(frame.boxes, np.float32).reshape(-1, 4)
-    keep = (boxes[:, 2] >= MIN_BOX_PX) & (boxes[:, 3] >= MIN_BOX_PX)
+    present = (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
     if by_pose_class:
         classes = np.asarray(frame.pose_classes) + 1
-        return np.where(keep & (classes > 0), classes, 0)
-    return np.where(keep, 1, 0)
+        return np.where(present & (classes > 0), classes, 0)
+    return np.where(present, 1, 0)
 
 
-def evaluate_detections(predictions, frames, class_names, by_pose_class=False):
-    """Metrics of per-frame detector outputs (NumPy dicts of the SavedModel's outputs) against `frames`."""
+def ignore_regions(frame, ignore_below):
+    """[P] bool: which of the frame's people are slivers, scored as COCO crowd boxes (neither found nor missed)."""
+    boxes = np.asarray(frame.boxes, np.float32).reshape(-1, 4)
+    height, width = frame.depth_mm.shape
+    return is_ignore_region(boxes[:, 2], boxes[:, 3], width, height, ignore_below)
+
+
+def evaluate_detections(predictions, frames, class_names, by_pose_class=False, ignore_below=0.0):
+    """Metrics of per-frame detector outputs (NumPy dicts of the SavedModel's outputs) against `frames`.
+
+    People that are ignore regions (`ignore_regions`) are COCO crowd annotations: a detection at least half inside one
+    is neither a hit nor a false positive, and an ignore region no detection covers is not a miss.
+    """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -27,19 +38,22 @@ def evaluate_detections(predictions, frames, class_names, by_pose_class=False):
     for image_id, (pred, frame) in enumerate(zip(predictions, frames), start=1):
         height, width = frame.depth_mm.shape
         images.append({"id": image_id, "width": int(width), "height": int(height)})
-        for box, category in zip(np.asarray(frame.boxes).reshape(-1, 4), ground_truth_classes(frame, by_pose_class)):
+        for box, category, crowd in zip(np.asarray(frame.boxes).reshape(-1, 4),
+                                        ground_truth_classes(frame, by_pose_class), ignore_regions(frame, ignore_below)):
             if category:
                 x, y, w, h = (float(v) for v in box)
                 annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": int(category),
-                                    "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0})
+                                    "bbox": [x, y, w, h], "area": w * h, "iscrowd": int(crowd)})
         for k in range(int(pred["num_detections"])):
             ymin, xmin, ymax, xmax = (float(v) for v in pred["detection_boxes"][k])
             results.append({"image_id": image_id, "category_id": int(pred["detection_classes"][k]),
                             "bbox": [xmin * width, ymin * height, (xmax - xmin) * width, (ymax - ymin) * height],
                             "score": float(pred["detection_scores"][k])})
-    report = {"frames": len(frames), "objects": len(annotations), "detections": len(results)}
+    ignored = sum(a["iscrowd"] for a in annotations)
+    report = {"frames": len(frames), "objects": len(annotations) - ignored, "ignored": ignored,
+              "detections": len(results)}
     empty = {"ap": 0.0, "ap50": 0.0, "ap75": 0.0, "ar100": 0.0}
-    if not annotations or not results:
+    if not report["objects"] or not results:
         return {**report, **empty, "per_class": {name: dict(empty) for name in class_names}}
     ground_truth = COCO()
     ground_truth.dataset = {"images": images, "annotations": annotations,
@@ -65,7 +79,8 @@ def _mean_valid(values):
 
 
 def format_detection_report(report):
-    lines = [f"frames: {report['frames']}   objects: {report['objects']}   detections: {report['detections']}",
+    lines = [f"frames: {report['frames']}   objects: {report['objects']}   ignored (slivers): {report.get('ignored', 0)}"
+             f"   detections: {report['detections']}",
              f"AP: {report['ap']:.4f}   AP50: {report['ap50']:.4f}   AP75: {report['ap75']:.4f}   "
              f"AR@100: {report['ar100']:.4f}", "", f"{'class':<16}{'AP':>8}{'AP50':>8}{'AP75':>8}{'AR@100':>8}"]
     for name, row in report["per_class"].items():
