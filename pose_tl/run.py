@@ -4,6 +4,7 @@ The CLI calls these functions; each returns plain data describing what it wrote.
 """
 
 import dataclasses
+import functools
 import json
 import math
 from pathlib import Path
@@ -112,8 +113,10 @@ def _fit_pose(recipe, data, out_dir, resume, export, verbose, log):
     from pose_tl.training.phases import compile_pose_model
 
     model = build_pose_model(recipe.model, NUM_JOINTS, len(LIMBS))
+    compile_model = functools.partial(compile_pose_model, heatmap_loss=recipe.model.pose.heatmap_loss,
+                                      foreground_weight=recipe.model.pose.foreground_weight)
     result = _fit_and_save(recipe, model, model.get_layer(f"{recipe.model.backbone.name}_depth_pyramid"), data,
-                           out_dir, resume, verbose, compile_pose_model)
+                           out_dir, resume, verbose, compile_model)
 
     bone_lengths = _bone_lengths(recipe)
     write_json_atomic(out_dir / "bone_lengths.json", bone_lengths)

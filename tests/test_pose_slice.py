@@ -91,6 +91,22 @@ def test_pose_model_outputs_every_stage_at_the_output_stride(stride):
     assert outputs["heatmaps"].dtype == "float32"
 
 
+def test_focal_heatmap_loss_keeps_an_unsure_pixel_near_its_probability_where_weighted_l2_inflates_it():
+    from pose_tl.training.losses import ForegroundWeightedMSE, HeatmapFocalLoss
+
+    q = 0.2  # the pixel is the joint in 20 % of look-alike frames
+    candidates = np.linspace(0.01, 0.99, 99, dtype=np.float32)
+
+    def best_prediction(loss):
+        expected = [q * float(loss(tf.ones([1, 1]), tf.constant([[p]]))) +
+                    (1 - q) * float(loss(tf.zeros([1, 1]), tf.constant([[p]]))) for p in candidates]
+        return candidates[int(np.argmin(expected))]
+
+    assert 0.1 <= best_prediction(HeatmapFocalLoss()) <= 0.45  # 0.37: the focal term leans towards 1/2
+    assert best_prediction(ForegroundWeightedMSE(10.0)) > 0.6  # 11 q / (11 q + 1 - q) = 0.73
+    assert float(HeatmapFocalLoss()(tf.constant([[0.0, 1.0]]), tf.constant([[0.0, 1.0]]))) < 1e-6
+
+
 def pose_recipe(tmp_path):
     return write_recipe(tmp_path / "pose.yaml", {
         "task": "pose", "seed": 1,
@@ -183,6 +199,21 @@ out = model.signatures["serving_default"](depth=tf.constant(np.full((1, 48, 64),
 print(json.dumps(bool(np.all(np.isfinite(out["keypoints_3d"].numpy())))))
 """, run / "saved_model", tmp_path)[-1:]
     assert json.loads(finite)
+
+
+def test_pose_with_focal_heatmap_loss_trains_and_exports_probability_maps(tmp_path):
+    recipe = pose_recipe(tmp_path)
+    run = tmp_path / "run"
+    result = invoke("train", recipe, "--set", "model.pose.heatmap_loss=focal", "--out", run)
+    assert result.exit_code == 0, result.output
+    (heatmap_range,) = run_without_pose_tl("""
+out = model.signatures["serving_default"](depth=tf.constant(np.full((1, 48, 64), 2500, np.uint16)))
+print(json.dumps([float(tf.reduce_min(out["heatmaps"])), float(tf.reduce_max(out["heatmaps"]))]))
+""", run / "saved_model", tmp_path)[-1:]
+    low, high = json.loads(heatmap_range)
+    assert 0.0 <= low <= high <= 1.0  # sigmoid maps; an untrained start sits near the 0.01 prior
+    bad = invoke("train", recipe, "--set", "model.pose.heatmap_loss=l1", "--out", tmp_path / "never")
+    assert bad.exit_code == 2 and "model.pose.heatmap_loss" in bad.output
 
 
 def test_pose_needs_people_data(tiny_recipe):

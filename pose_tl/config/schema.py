@@ -67,6 +67,11 @@ class PoseHeadConfig:
     # Learn each joint's depth behind the visible surface (read at its peak; what lifts occluded joints to 3D).
     # false: fixed per-joint skin-to-centre offsets. Off by default until it wins at the demo's budget.
     joint_depth: bool = False
+    # weighted_mse: (1 + foreground_weight * |target|) * squared error, OpenPose's L2 made to learn fast on sparse
+    # maps, at the price of inflated responses where the network is unsure. focal: heatmaps through a sigmoid,
+    # cross-entropy on the Gaussian targets modulated by |target - prediction|^2 (a focal loss for soft targets).
+    heatmap_loss: Literal["weighted_mse", "focal"] = "weighted_mse"
+    foreground_weight: float = bounded(10.0, min=0.0, max=1000.0)  # of weighted_mse; PAFs always use it
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ With `joint_depth`, the last stage also predicts, per joint, how far behind the 
 import keras
 
 PYRAMID_LAYERS = {8: ("block4_conv3", "block5_conv3"), 4: ("block3_conv3", "block4_conv3", "block5_conv3")}
+HEATMAP_PRIOR_LOGIT = -4.6  # sigmoid -> 0.01
 VGG19_PYRAMID_LAYERS = {8: ("block4_conv4", "block5_conv4"), 4: ("block3_conv4", "block4_conv4", "block5_conv4")}
 
 
@@ -27,7 +28,7 @@ class PoseHead(keras.layers.Layer):
     `joint_depth` the last stage's tuple also holds joint depths [N, Ho, Wo, J]."""
 
     def __init__(self, num_joints, num_limbs, channels=128, stages=2, convs_per_stage=3, joint_depth=False,
-                 **kwargs):
+                 sigmoid_heatmaps=False, **kwargs):
         super().__init__(**kwargs)
         if stages < 1:
             raise ValueError(f"`stages` must be >= 1. Received: {stages}")
@@ -37,11 +38,16 @@ class PoseHead(keras.layers.Layer):
         self.stages = int(stages)
         self.convs_per_stage = int(convs_per_stage)
         self.joint_depth = bool(joint_depth)
+        self.sigmoid_heatmaps = bool(sigmoid_heatmaps)
         self.laterals = None
         self.upsample = keras.layers.UpSampling2D(2, interpolation="bilinear")
         self.stage_convs = [[keras.layers.Conv2D(self.channels, 3, padding="same", activation="relu")
                              for _ in range(self.convs_per_stage)] for _ in range(self.stages)]
-        self.heatmap_outs = [keras.layers.Conv2D(self.num_joints, 1, dtype="float32") for _ in range(self.stages)]
+        # Sigmoid heatmaps (the focal loss) start near the share of joint pixels, as RetinaNet's classifier does.
+        heatmap_options = ({"activation": "sigmoid", "bias_initializer": keras.initializers.Constant(HEATMAP_PRIOR_LOGIT)}
+                           if self.sigmoid_heatmaps else {})
+        self.heatmap_outs = [keras.layers.Conv2D(self.num_joints, 1, dtype="float32", **heatmap_options)
+                             for _ in range(self.stages)]
         self.paf_outs = [keras.layers.Conv2D(2 * self.num_limbs, 1, dtype="float32") for _ in range(self.stages)]
         self.depth_out = keras.layers.Conv2D(self.num_joints, 1, dtype="float32") if self.joint_depth else None
 
@@ -82,4 +88,4 @@ class PoseHead(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "num_joints": self.num_joints, "num_limbs": self.num_limbs,
                 "channels": self.channels, "stages": self.stages, "convs_per_stage": self.convs_per_stage,
-                "joint_depth": self.joint_depth}
+                "joint_depth": self.joint_depth, "sigmoid_heatmaps": self.sigmoid_heatmaps}

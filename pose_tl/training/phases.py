@@ -12,7 +12,7 @@ from pose_tl.backbones.freezing import set_trainable_layers
 from pose_tl.models.classifier import PROBABILITIES
 from pose_tl.training.divergence import StopOnNonFiniteLoss
 from pose_tl.training.feature_cache import is_head_only
-from pose_tl.training.losses import ForegroundWeightedMSE, MaskedJointDepthL1
+from pose_tl.training.losses import ForegroundWeightedMSE, HeatmapFocalLoss, MaskedJointDepthL1
 from pose_tl.training.optimizers import build_optimizer
 from pose_tl.training.resume import ResumeState, SaveBestModel, SaveResumeState, restore_missing_log_row
 
@@ -23,14 +23,19 @@ def compile_classifier(model, optimizer):
                   metrics={PROBABILITIES: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]})
 
 
-def compile_pose_model(model, optimizer, foreground_weight=10.0):
-    """Foreground-weighted L2 on every stage's heatmaps and PAFs (intermediate supervision, as OpenPose); masked
-    L1 on the joint depths."""
-    from pose_tl.models.pose_model import JOINT_DEPTH
+def compile_pose_model(model, optimizer, heatmap_loss="weighted_mse", foreground_weight=10.0):
+    """Every stage's heatmaps and PAFs supervised (intermediate supervision, as OpenPose): PAFs by foreground-weighted
+    L2, heatmaps by that or a focal loss (`PoseHeadConfig.heatmap_loss`); masked L1 on the joint depths."""
+    from pose_tl.models.pose_model import HEATMAPS, JOINT_DEPTH
 
-    model.compile(optimizer=optimizer, loss={
-        name: MaskedJointDepthL1() if name == JOINT_DEPTH else ForegroundWeightedMSE(foreground_weight)
-        for name in model.output_names})
+    def loss_of(name):
+        if name == JOINT_DEPTH:
+            return MaskedJointDepthL1()
+        if name.startswith(HEATMAPS) and heatmap_loss == "focal":
+            return HeatmapFocalLoss()
+        return ForegroundWeightedMSE(foreground_weight)
+
+    model.compile(optimizer=optimizer, loss={name: loss_of(name) for name in model.output_names})
 
 
 def phase_log_path(out_dir, phase_index, phase):
