@@ -182,3 +182,21 @@ def test_a_corrupt_coco_png_is_named_before_training(coco_folders, tmp_path):
     first.write_bytes(b"\x89PNG\r\n\x1a\n not really")
     recipe = files_recipe(tmp_path, {"source": "coco", "coco": {"train": str(broken)}})
     assert_one_line_error(invoke("train", recipe, "--out", tmp_path / "run"), first.name)
+
+
+def test_two_processes_preparing_the_same_synthetic_dataset_both_succeed(tmp_path):
+    import subprocess
+    import sys
+
+    script = f"""
+from pose_tl.data.people.tfds_builder import default_settings, prepare_synthetic
+settings = default_settings(image_size=(24, 32))
+builder = prepare_synthetic(settings, 3, {{"train": 6, "validation": 2}}, {str(tmp_path)!r})
+print(builder.info.splits["train"].num_examples)
+"""
+    runs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    for run, (out, err) in zip(runs, outputs):
+        assert run.returncode == 0, err[-2000:]
+        assert out.strip().splitlines()[-1] == "6"

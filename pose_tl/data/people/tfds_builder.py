@@ -9,10 +9,12 @@ disjoint random streams of one seed. Use it like any TFDS dataset:
     frames = builder.as_dataset(split="train")
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import multiprocessing
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -119,10 +121,33 @@ def _render_example(job):
 
 
 def prepare_synthetic(settings, seed, frames, data_dir):
-    """Generate (once) and return the builder for these settings; later calls reuse the prepared files."""
-    builder = PoseTlSyntheticDepth(config=make_config(settings, seed, frames), data_dir=str(data_dir))
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+    """Generate (once) and return the builder for these settings; later calls reuse the prepared files.
+
+    Processes preparing the same dataset at once (two runs started together) take turns on a lock file: without
+    it, the second one's final rename meets the first one's folder and fails.
+    """
+    config = make_config(settings, seed, frames)
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    with _exclusive(Path(data_dir) / f".{PoseTlSyntheticDepth.name}-{config.name}.lock"):
+        builder = PoseTlSyntheticDepth(config=config, data_dir=str(data_dir))  # built under the lock: sees the files
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
     return builder
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path):
+    """Hold an exclusive advisory lock on `lock_path` (no-op where fcntl is missing, i.e. Windows)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def frames_from_builder(builder, split, limit=None):
