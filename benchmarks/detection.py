@@ -6,7 +6,8 @@ AP75, AR@100 and milliseconds per frame (batches of 8, end to end: resize, backb
 People narrower or shorter than the recipe's `ignore_below` (slivers at the frame edge or behind an occluder) are
 COCO crowd regions; the `AP50 all` column scores the same detections with every person of 2 px or more counted.
 
-    .venv/bin/python benchmarks/detection.py [--train-frames 1500] [--finetune-epochs 4] [--out runs/bench_det]
+    .venv/bin/python benchmarks/detection.py [--train-frames 1500] [--finetune-epochs 8] [--out runs/bench_det]
+    .venv/bin/python benchmarks/detection.py --model runs/bench_det/run/checkpoints/best.keras  # re-measure only
 """
 
 import argparse
@@ -25,8 +26,10 @@ def main():
     parser.add_argument("--train-frames", type=int, default=1500)
     parser.add_argument("--test-frames", type=int, default=200)
     parser.add_argument("--head-epochs", type=int, default=2)
-    parser.add_argument("--finetune-epochs", type=int, default=4)
+    parser.add_argument("--finetune-epochs", type=int, default=8)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--model", type=Path, default=None,
+                        help="a .keras checkpoint an earlier run of this benchmark trained: evaluate it, no training")
     args = parser.parse_args()
     import tensorflow as tf
 
@@ -43,8 +46,10 @@ def main():
                  f"unfreeze: [block3, block4]}}]"]
     recipe = load_recipe(RECIPE, overrides)
     out = args.out or Path(tempfile.mkdtemp(prefix="detection_bench_"))
-    result = run.train(recipe, out / "run", export=False, verbose=2, log=lambda *_: None)
-    model = load_keras_model(result["checkpoint"])
+    trained_here = args.model is None
+    if trained_here:
+        args.model = run.train(recipe, out / "run", export=False, verbose=2, log=lambda *_: None)["checkpoint"]
+    model = load_keras_model(args.model)
     class_names = detection_class_names(recipe.model.detection, recipe.data)
     rows = []
     for proposals in ("rpn", "depth", "both"):
@@ -59,8 +64,9 @@ def main():
         predictions, frames, _ = predict_split(predict, recipe, "test")
         metrics["ap50_all"] = evaluate_detections(predictions, frames, class_names, ignore_below=0.0)["ap50"]
         rows.append((proposals, metrics))
-    print(f"\nperson detection on the synthetic test split ({args.test_frames} frames), {args.train_frames} training "
-          f"frames, {args.head_epochs}+{args.finetune_epochs} epochs, one trained model")
+    trained = (f"{args.train_frames} training frames, {args.head_epochs}+{args.finetune_epochs} epochs"
+               if trained_here else f"model {args.model}")
+    print(f"\nperson detection on the synthetic test split ({args.test_frames} frames), {trained}, one trained model")
     print(f"people to find: {rows[0][1]['objects']}, ignore regions (slivers below "
           f"{recipe.model.detection.ignore_below:.0%} of the frame): {rows[0][1]['ignored']}")
     print(f"{'proposals':<12}{'AP':>8}{'AP50':>8}{'AP75':>8}{'AR@100':>8}{'ms/frame':>10}{'AP50 all':>10}")
