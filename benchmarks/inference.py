@@ -51,14 +51,14 @@ def build_classifier(input_size, policy):
 
 def build_pose_model(input_size, policy):
     from pose_tl.config import load_recipe
-    from pose_tl.data.people.skeleton import JOINT_NAMES, LIMBS
+    from pose_tl.data.people.skeleton import JOINT_NAMES, PAF_LIMBS
     from pose_tl.models.factory import build_pose_model as build
     from pose_tl.training.precision import dtype_policy
 
     recipe = load_recipe(RECIPES / "pose_vgg16_depth.yaml",
                          ["model.backbone.weights=none", f"model.input_size=[{input_size[0]}, {input_size[1]}]"])
     with dtype_policy(policy):
-        return build(recipe.model, len(JOINT_NAMES), len(LIMBS)), recipe.model.pose.output_stride
+        return build(recipe.model, len(JOINT_NAMES), len(PAF_LIMBS)), recipe.model.pose.output_stride
 
 
 def backbone_runner(model):

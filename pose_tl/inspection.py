@@ -67,9 +67,9 @@ def inspect_recipe(recipe):
     from pose_tl.models.factory import build_model, build_pose_model
 
     if recipe.task == "pose":
-        from pose_tl.data.people.skeleton import LIMBS, NUM_JOINTS
+        from pose_tl.data.people.skeleton import NUM_JOINTS, PAF_LIMBS
 
-        model = build_pose_model(recipe.model, NUM_JOINTS, len(LIMBS))
+        model = build_pose_model(recipe.model, NUM_JOINTS, len(PAF_LIMBS))
     elif recipe.task == "detection":
         from pose_tl.data.detection_data import detection_class_names
         from pose_tl.models.factory import build_detector

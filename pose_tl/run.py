@@ -107,12 +107,12 @@ def _fit_pose(recipe, data, out_dir, resume, export, verbose, log):
     import tensorflow as tf
 
     from pose_tl import run_pose
-    from pose_tl.data.people.skeleton import LIMBS, NUM_JOINTS
+    from pose_tl.data.people.skeleton import NUM_JOINTS, PAF_LIMBS
     from pose_tl.export.pose_saved_model import export_pose_model, make_pose_predictor
     from pose_tl.models.factory import build_pose_model
     from pose_tl.training.phases import compile_pose_model
 
-    model = build_pose_model(recipe.model, NUM_JOINTS, len(LIMBS))
+    model = build_pose_model(recipe.model, NUM_JOINTS, len(PAF_LIMBS))
     compile_model = functools.partial(compile_pose_model, heatmap_loss=recipe.model.pose.heatmap_loss,
                                       foreground_weight=recipe.model.pose.foreground_weight)
     result = _fit_and_save(recipe, model, model.get_layer(f"{recipe.model.backbone.name}_depth_pyramid"), data,

@@ -112,12 +112,12 @@ def test_bfloat16_classifier_converts_in_float32_within_bfloat16_rounding(tmp_pa
 
 def test_pose_model_refuses_tflite_in_one_line(tmp_path, tiny_recipe):
     from pose_tl.config.schema import PoseHeadConfig
-    from pose_tl.data.people.skeleton import JOINT_NAMES, LIMBS
+    from pose_tl.data.people.skeleton import JOINT_NAMES, PAF_LIMBS
     from pose_tl.models.factory import build_pose_model
 
     def build(config):
         config = dataclasses.replace(config, pose=PoseHeadConfig(output_stride=8, channels=8, stages=1))
-        return build_pose_model(config, len(JOINT_NAMES), len(LIMBS))
+        return build_pose_model(config, len(JOINT_NAMES), len(PAF_LIMBS))
 
     save_tiny_model(tmp_path / "pose.keras", build, "float32")
     result = invoke("export", tiny_recipe, "--checkpoint", tmp_path / "pose.keras", "--out", tmp_path / "out",

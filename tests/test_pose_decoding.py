@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from pose_tl.data.people.engine import render_people_frame
-from pose_tl.data.people.skeleton import JOINT, LIMBS, NUM_JOINTS, VISIBLE
+from pose_tl.data.people.skeleton import JOINT, LIMBS, NUM_JOINTS, OUT_OF_FRAME, PAF_LIMBS, VISIBLE
 from pose_tl.data.people.targets import joint_depth_targets, joint_heatmaps, part_affinity_fields
 from pose_tl.data.people.tfds_builder import default_settings
 from pose_tl.decoding.grouping import greedy_matches
@@ -137,6 +137,25 @@ def test_a_person_with_all_joints_visible_is_one_skeleton():
     assert out["keypoint_inferred"].numpy()[0, 0].sum() <= 2
     error_3d = np.linalg.norm(out["keypoints_3d"].numpy()[0, 0] - frame.joints_3d[0], axis=-1)
     assert np.median(error_3d) < 0.1
+
+
+def test_a_person_whose_head_and_neck_left_the_frame_is_still_one_skeleton():
+    """The tree hangs everything from the neck; the extra shoulder and hip fields join the arms and legs without it."""
+    for index in range(40):
+        frame, _, _ = ground_truth_frame(index, people=(1, 1))
+        if frame.num_people == 1 and np.all(frame.visibility == VISIBLE):
+            break
+    else:
+        pytest.skip("no fully visible person in the first frames")
+    visibility = frame.visibility.astype(np.int32).copy()
+    visibility[0, [JOINT["head"], JOINT["neck"]]] = OUT_OF_FRAME  # as if cut by the top edge
+    heatmaps = joint_heatmaps(tf.constant(frame.joints_2d), tf.constant(visibility), (30, 40), STRIDE, 1.5)[None]
+    pafs = part_affinity_fields(tf.constant(frame.joints_2d), tf.constant(visibility), (30, 40), STRIDE, 1.0)[None]
+    assert pafs.shape[-1] == 2 * len(PAF_LIMBS)
+    out = decode_people(heatmaps, pafs, frame.depth_mm[None] / 1000.0, frame.intrinsics[None], stride=STRIDE)
+    assert int(out["num_people"][0]) == 1
+    found = out["keypoint_scores"].numpy()[0, 0] > 0
+    assert found.sum() == NUM_JOINTS - 2 and not found[JOINT["head"]] and not found[JOINT["neck"]]
 
 
 def test_depth_reading_ignores_holes_and_the_background_behind_an_edge():

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 from conftest import invoke, run_without_pose_tl, write_recipe
 
-from pose_tl.data.people.skeleton import JOINT, LIMBS, NUM_JOINTS, OCCLUDED, OUT_OF_FRAME, VISIBLE
+from pose_tl.data.people.skeleton import JOINT, LIMBS, NUM_JOINTS, OCCLUDED, OUT_OF_FRAME, PAF_LIMBS, VISIBLE
 from pose_tl.data.people.targets import joint_depth_targets, joint_heatmaps, part_affinity_fields
 
 
@@ -81,13 +81,13 @@ def test_pose_model_outputs_every_stage_at_the_output_stride(stride):
     config = ModelConfig(input_size=(64, 96), pose=PoseHeadConfig(output_stride=stride, channels=16, stages=3,
                                                                     joint_depth=True))
     config = dataclasses.replace(config, backbone=dataclasses.replace(config.backbone, weights="none"))
-    model = build_pose_model(config, NUM_JOINTS, len(LIMBS))
+    model = build_pose_model(config, NUM_JOINTS, len(PAF_LIMBS))
     outputs = model(np.ones((1, 64, 96, 1), np.float32))
     assert sorted(outputs) == ["heatmaps", "heatmaps_stage1", "heatmaps_stage2", "joint_depth", "pafs",
                                "pafs_stage1", "pafs_stage2"]
     assert outputs["heatmaps"].shape == (1, 64 // stride, 96 // stride, NUM_JOINTS)
     assert outputs["joint_depth"].shape == (1, 64 // stride, 96 // stride, NUM_JOINTS)
-    assert outputs["pafs"].shape == (1, 64 // stride, 96 // stride, 2 * len(LIMBS))
+    assert outputs["pafs"].shape == (1, 64 // stride, 96 // stride, 2 * len(PAF_LIMBS))
     assert outputs["heatmaps"].dtype == "float32"
 
 

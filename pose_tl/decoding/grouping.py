@@ -3,12 +3,14 @@
 For every limb, each (parent candidate, child candidate) pair is scored by the mean alignment of the PAF with the
 segment between them, sampled at `SAMPLES` points; pairs are matched greedily by score, one-to-one. People are then
 assembled along the skeleton tree (limbs in `LIMBS` order, parents first): a matched pair extends the person that
-holds either end, or starts a new one. At most `max_people` people are kept, by score.
+holds either end, or starts a new one. The extra limbs that follow the tree in `PAF_LIMBS` (shoulder-shoulder,
+hip-hip, shoulder-hip) then join fragments of one person that the tree left apart (a neck outside the frame) when
+they have no joint in common. At most `max_people` people are kept, by score.
 """
 
 import tensorflow as tf
 
-from pose_tl.data.people.skeleton import LIMBS, NUM_JOINTS
+from pose_tl.data.people.skeleton import LIMBS, NUM_JOINTS, PAF_LIMBS
 
 SAMPLES = 10
 MIN_ALIGNED_SHARE = 0.7  # share of samples whose PAF agrees with the segment
@@ -28,7 +30,7 @@ def sample_at_pixels(field, points):
 
 def limb_scores(pafs, limb, xy, scores):
     """[K, K] connection scores of `limb` between parent candidates (rows) and child candidates (columns)."""
-    parent, child = LIMBS[limb]
+    parent, child = PAF_LIMBS[limb]
     field = pafs[..., 2 * limb:2 * limb + 2]
     a, b = xy[parent], xy[child]  # [K, 2]
     vector = b[None, :, :] - a[:, None, :]  # [K, K, 2]
@@ -78,11 +80,11 @@ def greedy_matches(score_matrix):
     return match
 
 
-def _merge_split_people(person_joint, owner, parent, child, matches):
+def _merge_split_people(person_joint, owner, limb_total, parent, child, matches):
     """A matched pair whose ends belong to two people with no joint in common joins them into one (OpenPose)."""
     k = tf.shape(matches)[0]
 
-    def body(i, person_joint, owner):
+    def body(i, person_joint, owner, limb_total):
         j = matches[i]
         a = owner[parent, i]
         b = owner[child, tf.maximum(j, 0)]
@@ -93,20 +95,21 @@ def _merge_split_people(person_joint, owner, parent, child, matches):
             joined = tf.where(person_joint[a] >= 0, person_joint[a], person_joint[b])
             updated = tf.tensor_scatter_nd_update(person_joint, [[a], [b]],
                                                   tf.stack([joined, -tf.ones_like(joined)]))
-            return updated, tf.where(owner == b, a, owner)
+            totals = tf.tensor_scatter_nd_update(limb_total, [[a], [b]], tf.stack([limb_total[a] + limb_total[b], 0.0]))
+            return updated, tf.where(owner == b, a, owner), totals
 
-        person_joint, owner = tf.cond(merge, do_merge, lambda: (person_joint, owner))
-        return i + 1, person_joint, owner
+        person_joint, owner, limb_total = tf.cond(merge, do_merge, lambda: (person_joint, owner, limb_total))
+        return i + 1, person_joint, owner, limb_total
 
     a = owner[parent]
     b = tf.gather(owner[child], tf.maximum(matches, 0))
     any_split = tf.reduce_any((matches >= 0) & (a >= 0) & (b >= 0) & tf.not_equal(a, b))
     return tf.cond(any_split,  # usually no pair spans two people: skip the loop
-                   lambda: tf.while_loop(lambda i, *_: i < k, body, (0, person_joint, owner))[1:],
-                   lambda: (person_joint, owner))
+                   lambda: tf.while_loop(lambda i, *_: i < k, body, (0, person_joint, owner, limb_total))[1:],
+                   lambda: (person_joint, owner, limb_total))
 
 
-def group_people(xy, scores, pafs, max_people=10, min_joints=4):
+def group_people(xy, scores, pafs, max_people=10, min_joints=3):
     """Assemble people in one image.
 
     Args:
@@ -122,7 +125,7 @@ def group_people(xy, scores, pafs, max_people=10, min_joints=4):
     person_joint = -tf.ones([capacity, NUM_JOINTS], tf.int32)  # candidate index per person and joint
     limb_total = tf.zeros([capacity], tf.float32)
     next_slot = tf.constant(0)
-    for limb, (parent, child) in enumerate(LIMBS):
+    for limb, (parent, child) in enumerate(PAF_LIMBS):
         pair_scores = limb_scores(pafs, limb, xy, scores)
         matches = greedy_matches(pair_scores)
         parents = tf.range(k)
@@ -130,7 +133,14 @@ def group_people(xy, scores, pafs, max_people=10, min_joints=4):
         child_index = tf.maximum(matches, 0)
         parent_owner = owner[parent]
         child_owner = tf.gather(owner[child], child_index)
-        # a pair joins the parent's person, else the child's, else starts a new person
+        # a pair joins the parent's person, else the child's, else starts a new person; a pair whose ends are in two
+        # people already (only an extra limb's can be) is left to the merge below
+        has_match = has_match & ~((parent_owner >= 0) & (child_owner >= 0) & tf.not_equal(parent_owner, child_owner))
+        # nor does a pair replace a joint its person already holds (an extra limb reaching a second left shoulder)
+        holds_child = tf.gather(person_joint[:, child], tf.maximum(parent_owner, 0)) >= 0
+        holds_parent = tf.gather(person_joint[:, parent], tf.maximum(child_owner, 0)) >= 0
+        has_match = has_match & ~((parent_owner >= 0) & (child_owner < 0) & holds_child) & ~(
+            (child_owner >= 0) & (parent_owner < 0) & holds_parent)
         starts = has_match & (parent_owner < 0) & (child_owner < 0)
         new_slots = next_slot + tf.cumsum(tf.cast(starts, tf.int32)) - 1
         slot = tf.where(parent_owner >= 0, parent_owner, tf.where(child_owner >= 0, child_owner, new_slots))
@@ -147,7 +157,9 @@ def group_people(xy, scores, pafs, max_people=10, min_joints=4):
                                             slots)
         gained = tf.gather_nd(pair_scores, tf.stack([parent_idx, child_idx], -1))
         limb_total = tf.tensor_scatter_nd_add(limb_total, slots[:, None], gained)
-        person_joint, owner = _merge_split_people(person_joint, owner, parent, child, matches)
+        if limb >= len(LIMBS):  # along the tree, a child joint has no person yet: nothing to merge
+            person_joint, owner, limb_total = _merge_split_people(person_joint, owner, limb_total, parent, child,
+                                                                  matches)
 
     found = person_joint >= 0  # [C, J]
     safe = tf.maximum(person_joint, 0)

@@ -17,7 +17,7 @@ from pose_tl.atomic import atomic_path
 from pose_tl.backbones.depth_preprocessing import depth_to_metres
 from pose_tl.data.augment import resize_depth
 from pose_tl.data.people.engine import KINECT_V2_DEPTH
-from pose_tl.data.people.skeleton import JOINT_NAMES, LIMBS
+from pose_tl.data.people.skeleton import JOINT_NAMES, LIMBS, PAF_LIMBS
 from pose_tl.decoding.lifting import JOINT_SURFACE_OFFSETS_M
 from pose_tl.decoding.occlusion import DEFAULT_BONE_LENGTHS
 from pose_tl.decoding.people import decode_people
@@ -62,6 +62,7 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
 def pose_metadata(model, output_stride, bone_lengths):
     preprocessing = model.get_layer("depth_preprocessing")
     return {"task": "pose", "joint_names": list(JOINT_NAMES), "limbs": [list(limb) for limb in LIMBS],
+            "paf_limbs": [list(limb) for limb in PAF_LIMBS],
             "input_size": list(model.input_shape[1:3]), "output_stride": output_stride,
             "depth_range_m": [preprocessing.min_m, preprocessing.max_m], "bone_lengths_m": list(bone_lengths),
             "signatures": {DEFAULT_SIGNATURE: "depth uint16 [N,H,W] mm; Kinect v2 intrinsics scaled to W",

@@ -17,6 +17,15 @@ LIMBS = tuple((JOINT[a], JOINT[b]) for a, b in (
     ("left_hip", "left_knee"), ("left_knee", "left_foot"),
 ))
 
+# Extra part affinity fields beyond the tree, as OpenPose's redundant connections: a person whose neck or torso
+# is outside the frame (cut by its top edge) or hidden still joins into one skeleton across the shoulders and hips.
+EXTRA_PAF_LIMBS = tuple((JOINT[a], JOINT[b]) for a, b in (
+    ("right_shoulder", "left_shoulder"), ("right_hip", "left_hip"),
+    ("right_shoulder", "right_hip"), ("left_shoulder", "left_hip"),
+))
+# The limbs the pose head predicts a field for: the tree first (grouping assembles people along it), then the extras.
+PAF_LIMBS = LIMBS + EXTRA_PAF_LIMBS
+
 # For each joint, the joint it becomes under a horizontal flip (left <-> right).
 FLIP_INDEX = tuple(JOINT[n.replace("right_", "LEFT_").replace("left_", "right_").replace("LEFT_", "left_")]
                    for n in JOINT_NAMES)

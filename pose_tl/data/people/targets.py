@@ -8,7 +8,7 @@ where people overlap (Cao et al., CVPR 2017). Coordinates are in output pixels: 
 
 import tensorflow as tf
 
-from pose_tl.data.people.skeleton import LIMBS, OUT_OF_FRAME
+from pose_tl.data.people.skeleton import OUT_OF_FRAME, PAF_LIMBS
 from pose_tl.decoding.lifting import depth_at_keypoints
 
 JOINT_DEPTH_RADIUS = 1.5  # output px around a joint where its depth is supervised (decoding reads the peak pixel)
@@ -42,13 +42,13 @@ def joint_heatmaps(joints_2d, visibility, output_size, stride, sigma):
 
 
 def part_affinity_fields(joints_2d, visibility, output_size, stride, paf_width):
-    """[Ho, Wo, 2L] fields, (x, y) per limb in `LIMBS` order; limbs need both joints in the frame."""
+    """[Ho, Wo, 2L] fields, (x, y) per limb in `PAF_LIMBS` order; limbs need both joints in the frame."""
     xs, ys = output_grid(output_size)
     joints = tf.cast(joints_2d, tf.float32) / float(stride)
-    parents = tf.gather(joints, [a for a, _ in LIMBS], axis=1)  # [P, L, 2]
-    children = tf.gather(joints, [b for _, b in LIMBS], axis=1)
-    both = (tf.gather(visibility, [a for a, _ in LIMBS], axis=1) > OUT_OF_FRAME) & (
-        tf.gather(visibility, [b for _, b in LIMBS], axis=1) > OUT_OF_FRAME)
+    parents = tf.gather(joints, [a for a, _ in PAF_LIMBS], axis=1)  # [P, L, 2]
+    children = tf.gather(joints, [b for _, b in PAF_LIMBS], axis=1)
+    both = (tf.gather(visibility, [a for a, _ in PAF_LIMBS], axis=1) > OUT_OF_FRAME) & (
+        tf.gather(visibility, [b for _, b in PAF_LIMBS], axis=1) > OUT_OF_FRAME)
     vector = children - parents
     length = tf.norm(vector, axis=-1)  # [P, L]
     unit = vector / tf.maximum(length, 1e-6)[..., None]
@@ -62,7 +62,7 @@ def part_affinity_fields(joints_2d, visibility, output_size, stride, paf_width):
     count = tf.reduce_sum(weight, axis=2)  # [Ho, Wo, L]
     field = tf.reduce_sum(weight[..., None] * unit[None, None], axis=2) / tf.maximum(count, 1.0)[..., None]
     height, width = output_size
-    return tf.reshape(field, [height, width, 2 * len(LIMBS)])
+    return tf.reshape(field, [height, width, 2 * len(PAF_LIMBS)])
 
 
 def joint_depth_targets(joints_2d, joints_3d, visibility, depth_m, output_size, stride, radius=JOINT_DEPTH_RADIUS):
