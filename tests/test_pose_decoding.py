@@ -123,13 +123,17 @@ def test_far_people_keep_their_shoulders():
     assert shoulders >= 8 and kept == shoulders
 
 
-def test_a_person_with_all_joints_visible_is_one_skeleton():
+def fully_visible_person_frame():
+    """(frame, heatmaps, pafs) of the first rendered frame holding one person with every joint visible."""
     for index in range(40):
         frame, heatmaps, pafs = ground_truth_frame(index, people=(1, 1))
         if frame.num_people == 1 and np.all(frame.visibility == VISIBLE):
-            break
-    else:
-        pytest.skip("no fully visible person in the first frames")
+            return frame, heatmaps, pafs
+    pytest.skip("no fully visible person in the first frames")
+
+
+def test_a_person_with_all_joints_visible_is_one_skeleton():
+    frame, heatmaps, pafs = fully_visible_person_frame()
     out = decode_people(heatmaps, pafs, frame.depth_mm[None] / 1000.0, frame.intrinsics[None], stride=STRIDE)
     assert int(out["num_people"][0]) == 1
     assert np.all(out["keypoint_scores"].numpy()[0, 0] > 0)  # every joint detected in 2D
@@ -141,12 +145,7 @@ def test_a_person_with_all_joints_visible_is_one_skeleton():
 
 def test_a_person_whose_head_and_neck_left_the_frame_is_still_one_skeleton():
     """The tree hangs everything from the neck; the extra shoulder and hip fields join the arms and legs without it."""
-    for index in range(40):
-        frame, _, _ = ground_truth_frame(index, people=(1, 1))
-        if frame.num_people == 1 and np.all(frame.visibility == VISIBLE):
-            break
-    else:
-        pytest.skip("no fully visible person in the first frames")
+    frame, _, _ = fully_visible_person_frame()
     visibility = frame.visibility.astype(np.int32).copy()
     visibility[0, [JOINT["head"], JOINT["neck"]]] = OUT_OF_FRAME  # as if cut by the top edge
     heatmaps = joint_heatmaps(tf.constant(frame.joints_2d), tf.constant(visibility), (30, 40), STRIDE, 1.5)[None]

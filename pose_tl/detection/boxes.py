@@ -34,24 +34,25 @@ def anchors_per_cell(sizes, ratios):
     return len(sizes) * len(ratios)
 
 
-def box_iou(a, b):
-    """IoU [..., N, M] of boxes a [..., N, 4] and b [..., M, 4]."""
+def _pairwise(a, b):
+    """(intersection [..., N, M], area of a [..., N, 1], area of b [..., 1, M])."""
     a, b = a[..., :, None, :], b[..., None, :, :]
     top, left = tf.maximum(a[..., 0], b[..., 0]), tf.maximum(a[..., 1], b[..., 1])
     bottom, right = tf.minimum(a[..., 2], b[..., 2]), tf.minimum(a[..., 3], b[..., 3])
     inter = tf.maximum(bottom - top, 0.0) * tf.maximum(right - left, 0.0)
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    return inter, (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]), (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+
+
+def box_iou(a, b):
+    """IoU [..., N, M] of boxes a [..., N, 4] and b [..., M, 4]."""
+    inter, area_a, area_b = _pairwise(a, b)
     return inter / tf.maximum(area_a + area_b - inter, 1e-9)
 
 
 def box_ioa(a, b):
     """Intersection over the area of a [..., N, M]: how much of each box in a lies inside each box of b."""
-    a, b = a[..., :, None, :], b[..., None, :, :]
-    top, left = tf.maximum(a[..., 0], b[..., 0]), tf.maximum(a[..., 1], b[..., 1])
-    bottom, right = tf.minimum(a[..., 2], b[..., 2]), tf.minimum(a[..., 3], b[..., 3])
-    inter = tf.maximum(bottom - top, 0.0) * tf.maximum(right - left, 0.0)
-    return inter / tf.maximum((a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]), 1e-9)
+    inter, area_a, _ = _pairwise(a, b)
+    return inter / tf.maximum(area_a, 1e-9)
 
 
 def _centres(boxes, aspect):
