@@ -19,11 +19,12 @@ RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "pose_vgg16_depth.
 
 
 def train_and_test(weights, args, out_root):
+    unfreeze = ", ".join(load_recipe(RECIPE).train.phases[-1].unfreeze)  # the recipe's fine-tuned blocks
     overrides = [f"model.backbone.weights={weights}", f"data.synthetic.train_frames={args.train_frames}",
                  f"data.synthetic.test_frames={args.test_frames}",
                  f"train.phases=[{{name: head, epochs: {args.head_epochs}, learning_rate: 1.0e-3}}, "
                  f"{{name: finetune, epochs: {args.finetune_epochs}, learning_rate: 2.0e-4, schedule: cosine, "
-                 f"unfreeze: [block3, block4, block5]}}]", "train.tensorboard=false"]
+                 f"unfreeze: [{unfreeze}]}}]", "train.tensorboard=false"]
     recipe = load_recipe(RECIPE, overrides)
     out = out_root / weights
     result = run.train(recipe, out, export=True, verbose=2, log=lambda *_: None)

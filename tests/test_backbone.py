@@ -8,7 +8,8 @@ import tensorflow as tf
 
 from pose_tl.backbones import weights as weight_sources
 from pose_tl.backbones.depth_adapter import adapt_first_conv_to_depth
-from pose_tl.backbones.depth_preprocessing import IMAGENET_CAFFE_MEAN_GREY, DepthPreprocessing
+from pose_tl.backbones.depth_preprocessing import (IMAGENET_CAFFE_MEAN_GREY, SHADING_FOCAL_PER_WIDTH,
+                                                   DepthPreprocessing)
 from pose_tl.backbones.freezing import set_trainable_layers
 from pose_tl.backbones.layout import vgg_layer_names
 from pose_tl.backbones.vgg import build_vgg_backbone
@@ -92,6 +93,36 @@ def test_depth_preprocessing_maps_range_and_invalid_pixels():
     np.testing.assert_array_equal(out[5:], 0.0)
     millimetres = tf.constant([[[[500], [4500], [2500], [0]]]], tf.uint16)
     np.testing.assert_allclose(layer(millimetres).numpy().ravel(), [*expected_valid[:3], 0.0], rtol=1e-5)
+
+
+def test_shaded_encoding_darkens_by_the_surface_angle_to_the_camera():
+    width = 64
+    grey, shaded = (DepthPreprocessing(min_m=0.5, max_m=6.0, encoding=e) for e in ("grey", "shaded"))
+    facing = np.full((1, 16, width, 1), 2.0, np.float32)  # a wall square to the optical axis
+    np.testing.assert_allclose(shaded(facing).numpy(), grey(facing).numpy(), rtol=1e-5)
+    # A plane turned 60 degrees about the vertical axis, seen on the optical axis: there dz/du = tan(60) * z / f,
+    # so its cosine is 0.5 (off the axis the viewing ray turns with the pixel and the estimate drifts).
+    focal = SHADING_FOCAL_PER_WIDTH * width
+    u = np.arange(width, dtype=np.float32) - width / 2
+    tilted = np.tile((2.0 * focal / (focal - np.tan(np.radians(60)) * u))[None, :], (16, 1))[None, ..., None]
+    centre = np.s_[0, 4:-4, width // 2 - 1:width // 2 + 1, 0]
+    lit = (shaded(tilted).numpy()[centre] + IMAGENET_CAFFE_MEAN_GREY) / (grey(tilted).numpy()[centre] +
+                                                                          IMAGENET_CAFFE_MEAN_GREY)
+    np.testing.assert_allclose(lit, 0.5, atol=0.03)
+    # A depth step (a silhouette) renders dark; holes stay exactly 0 and draw no edge around them.
+    step = facing.copy()
+    step[:, :, width // 2:] = 4.0
+    step_lit = shaded(step).numpy()[0, 8, :, 0] + IMAGENET_CAFFE_MEAN_GREY
+    assert step_lit[width // 2] < 0.1 * step_lit[4]
+    holed = facing.copy()
+    holed[:, 8, 20] = 0.0
+    out = shaded(holed).numpy()
+    assert out[0, 8, 20, 0] == 0.0
+    np.testing.assert_allclose(out[0, 7:10, 18:23, 0][out[0, 7:10, 18:23, 0] != 0], grey(facing).numpy()[0, 0, 0, 0],
+                               rtol=1e-4)
+    assert DepthPreprocessing.from_config(shaded.get_config()).encoding == "shaded"
+    with pytest.raises(ValueError, match="encoding"):
+        DepthPreprocessing(encoding="jet")
 
 
 def test_freeze_up_to_and_phase_unfreeze():

@@ -201,11 +201,13 @@ print(json.dumps(bool(np.all(np.isfinite(out["keypoints_3d"].numpy())))))
     assert json.loads(finite)
 
 
-def test_pose_with_focal_heatmap_loss_trains_and_exports_probability_maps(tmp_path):
+def test_pose_with_focal_heatmap_loss_and_shaded_depth_trains_and_exports(tmp_path):
     recipe = pose_recipe(tmp_path)
     run = tmp_path / "run"
-    result = invoke("train", recipe, "--set", "model.pose.heatmap_loss=focal", "--out", run)
+    result = invoke("train", recipe, "--set", "model.pose.heatmap_loss=focal", "--set", "model.depth.encoding=shaded",
+                    "--out", run)
     assert result.exit_code == 0, result.output
+    assert json.loads((run / "saved_model" / "pose_tl.json").read_text())["depth_encoding"] == "shaded"
     (heatmap_range,) = run_without_pose_tl("""
 out = model.signatures["serving_default"](depth=tf.constant(np.full((1, 48, 64), 2500, np.uint16)))
 print(json.dumps([float(tf.reduce_min(out["heatmaps"])), float(tf.reduce_max(out["heatmaps"]))]))
@@ -214,6 +216,8 @@ print(json.dumps([float(tf.reduce_min(out["heatmaps"])), float(tf.reduce_max(out
     assert 0.0 <= low <= high <= 1.0  # sigmoid maps; an untrained start sits near the 0.01 prior
     bad = invoke("train", recipe, "--set", "model.pose.heatmap_loss=l1", "--out", tmp_path / "never")
     assert bad.exit_code == 2 and "model.pose.heatmap_loss" in bad.output
+    bad = invoke("train", recipe, "--set", "model.depth.encoding=jet", "--out", tmp_path / "never")
+    assert bad.exit_code == 2 and "model.depth.encoding" in bad.output
 
 
 def test_pose_needs_people_data(tiny_recipe):

@@ -47,6 +47,9 @@ class DepthRangeConfig:
     # Valid range of the sensor in metres; Kinect v2 / RealSense D4xx are reliable in ~0.5-4.5 m.
     min_m: float = bounded(0.5, min=0.0, min_exclusive=True, max=100.0)
     max_m: float = bounded(4.5, min=0.0, min_exclusive=True, max=100.0)
+    # How depth becomes VGG's grey input: grey (near is bright) or shaded (also lit from the camera, so surface
+    # orientation shows: see pose_tl.backbones.depth_preprocessing).
+    encoding: Literal["grey", "shaded"] = "grey"
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ OUTPUTS = ["detection_boxes", "detection_scores", "detection_classes", "detectio
 def detection_metadata(model, detection_config, class_names, input_size):
     preprocessing = model.get_layer("depth_preprocessing")
     return {"task": "detection", "class_names": list(class_names), "input_size": list(input_size),
-            "depth_range_m": [preprocessing.min_m, preprocessing.max_m],
+            "depth_range_m": [preprocessing.min_m, preprocessing.max_m], "depth_encoding": preprocessing.encoding,
             "detection": dataclasses.asdict(detection_config),
             "signatures": {DEFAULT_SIGNATURE: "depth uint16 [N,H,W] mm; Kinect v2 intrinsics scaled to W",
                            INTRINSICS_SIGNATURE: "depth uint16 [N,H,W] mm, intrinsics float32 [N,4] fx,fy,cx,cy"},

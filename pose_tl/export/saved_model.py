@@ -26,7 +26,7 @@ def classifier_metadata(model):
     preprocessing = model.get_layer("depth_preprocessing")
     return {"task": "classification", "class_names": class_names_of(model),
             "input_size": list(model.input_shape[1:3]),
-            "depth_range_m": [preprocessing.min_m, preprocessing.max_m],
+            "depth_range_m": [preprocessing.min_m, preprocessing.max_m], "depth_encoding": preprocessing.encoding,
             "signatures": {DEFAULT_SIGNATURE: "depth uint16 [N,H,W] millimetres",
                            METRES_SIGNATURE: "depth float32 [N,H,W] metres"},
             "outputs": ["probabilities", "class_ids", "class_names"]}

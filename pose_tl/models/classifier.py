@@ -9,17 +9,18 @@ DEPTH_INPUT = "depth"
 PROBABILITIES = "probabilities"
 
 
-def build_depth_classifier(backbone, head, *, input_size, min_m, max_m):
+def build_depth_classifier(backbone, head, *, input_size, min_m, max_m, encoding="grey"):
     """Compose a classifier whose input is depth in metres, [N, H, W, 1], and whose output is named.
 
     Args:
         backbone: a VGG feature extractor with a 1-channel input.
         head: a `ClassificationHead`.
         input_size: (height, width).
-        min_m, max_m: the valid depth range, see `DepthPreprocessing`.
+        min_m, max_m, encoding: the valid depth range and its rendering, see `DepthPreprocessing`.
     """
     depth = keras.Input(shape=(*input_size, 1), name=DEPTH_INPUT, dtype="float32")
-    x = DepthPreprocessing(min_m=min_m, max_m=max_m, name="depth_preprocessing", dtype="float32")(depth)
+    x = DepthPreprocessing(min_m=min_m, max_m=max_m, encoding=encoding, name="depth_preprocessing",
+                           dtype="float32")(depth)
     features = backbone(x)
     probabilities = head(features)
     probabilities = keras.layers.Identity(name=PROBABILITIES, dtype="float32")(probabilities)

@@ -18,13 +18,14 @@ FEATURE_LAYERS = {("vgg16", 8): "block4_conv3", ("vgg16", 16): "block5_conv3",
 
 
 def build_depth_detector(backbone, *, backbone_name, class_names, feature_stride, anchors_per_cell, rpn_channels,
-                         roi_size, fc_units, input_size, min_m, max_m):
+                         roi_size, fc_units, input_size, min_m, max_m, encoding="grey"):
     """Compose the detector; outputs a dict of the four named float32 training outputs."""
     layer = FEATURE_LAYERS[(backbone_name, feature_stride)]
     features_model = keras.Model(backbone.input, backbone.get_layer(layer).output, name=f"{backbone.name}_features")
     depth = keras.Input(shape=(*input_size, 1), name=DEPTH_INPUT, dtype="float32")
     rois = keras.Input(shape=(None, 4), name=ROIS_INPUT, dtype="float32")
-    x = DepthPreprocessing(min_m=min_m, max_m=max_m, name="depth_preprocessing", dtype="float32")(depth)
+    x = DepthPreprocessing(min_m=min_m, max_m=max_m, encoding=encoding, name="depth_preprocessing",
+                           dtype="float32")(depth)
     features = features_model(x)
     objectness, rpn_deltas = RpnHead(anchors_per_cell, rpn_channels, name="rpn_head")(features)
     pooled = RoiAlign(roi_size, name="roi_align")([features, rois])

@@ -21,7 +21,8 @@ def build_model(model_config, class_names):
                               name="classification_head")
     return build_depth_classifier(build_backbone(model_config.backbone), head,
                                   input_size=model_config.input_size,
-                                  min_m=model_config.depth.min_m, max_m=model_config.depth.max_m)
+                                  min_m=model_config.depth.min_m, max_m=model_config.depth.max_m,
+                                  encoding=model_config.depth.encoding)
 
 
 def build_pose_model(model_config, num_joints, num_limbs):
@@ -32,7 +33,7 @@ def build_pose_model(model_config, num_joints, num_limbs):
     return build_depth_pose_model(build_backbone(model_config.backbone), head,
                                   backbone_name=model_config.backbone.name, output_stride=pose.output_stride,
                                   input_size=model_config.input_size, min_m=model_config.depth.min_m,
-                                  max_m=model_config.depth.max_m)
+                                  max_m=model_config.depth.max_m, encoding=model_config.depth.encoding)
 
 
 def build_detector(model_config, class_names):
@@ -45,4 +46,5 @@ def build_detector(model_config, class_names):
         feature_stride=detection.feature_stride,
         anchors_per_cell=anchors_per_cell(detection.anchor_sizes, detection.anchor_ratios),
         rpn_channels=detection.rpn_channels, roi_size=detection.roi_size, fc_units=detection.fc_units,
-        input_size=model_config.input_size, min_m=model_config.depth.min_m, max_m=model_config.depth.max_m)
+        input_size=model_config.input_size, min_m=model_config.depth.min_m, max_m=model_config.depth.max_m,
+        encoding=model_config.depth.encoding)

@@ -20,14 +20,16 @@ def stage_output_names(stages):
     return names
 
 
-def build_depth_pose_model(backbone, head, *, backbone_name, output_stride, input_size, min_m, max_m):
+def build_depth_pose_model(backbone, head, *, backbone_name, output_stride, input_size, min_m, max_m,
+                           encoding="grey"):
     """Compose the pose model; outputs a dict of every stage's heatmaps and PAFs, and the joint depths where the
     head predicts them (float32)."""
     layers = pyramid_layer_names(backbone_name, output_stride)
     pyramid = keras.Model(backbone.input, [backbone.get_layer(name).output for name in layers],
                           name=f"{backbone.name}_pyramid")
     depth = keras.Input(shape=(*input_size, 1), name=DEPTH_INPUT, dtype="float32")
-    x = DepthPreprocessing(min_m=min_m, max_m=max_m, name="depth_preprocessing", dtype="float32")(depth)
+    x = DepthPreprocessing(min_m=min_m, max_m=max_m, encoding=encoding, name="depth_preprocessing",
+                           dtype="float32")(depth)
     stages = head(pyramid(x))
     names = stage_output_names(len(stages))
     outputs = {}
