@@ -89,7 +89,8 @@ def saved_model_runner(folder):
 def tflite_runner(path):
     import tensorflow as tf
 
-    runner = tf.lite.Interpreter(model_path=str(path), num_threads=os.cpu_count()).get_signature_runner()
+    interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=os.cpu_count())
+    runner = interpreter.get_signature_runner("serving_default")
     return lambda depth: runner(depth=depth)
 
 
@@ -102,7 +103,7 @@ def onnx_runner(path):
 
 def rows(args, policy, folder):
     """[(name, precision, run(inputs), inputs(batch_size))] for every row of the table."""
-    from pose_tl.export.formats import export_classifier_file
+    from pose_tl.export.formats import export_model_file
     from pose_tl.export.pose_saved_model import export_pose_model
     from pose_tl.export.saved_model import export_classifier
 
@@ -121,16 +122,18 @@ def rows(args, policy, folder):
         table.append(("backbone", "float32", backbone_runner(build_classifier(args.input_size, "float32")),
                       preprocessed))
     table.append(("saved_model", policy, saved_model_runner(folder / "saved_model"), frames))
-    table.append(("tflite", "float32", tflite_runner(export_classifier_file(model, folder / "tflite", "tflite")),
+    table.append(("tflite", "float32", tflite_runner(export_model_file(model, folder / "tflite", "tflite")),
                   frames))
     if not args.no_onnx:
-        table.append(("onnx", "float32", onnx_runner(export_classifier_file(model, folder / "onnx", "onnx")),
+        table.append(("onnx", "float32", onnx_runner(export_model_file(model, folder / "onnx", "onnx")),
                       frames))
     if args.pose:
         pose_model, stride = build_pose_model(args.input_size, policy)
         export_pose_model(pose_model, folder / "pose", output_stride=stride)
         table.append(("pose network", policy, network_runner(pose_model), preprocessed))
         table.append(("pose saved_model", policy, saved_model_runner(folder / "pose"), frames))
+        pose_file = export_model_file(pose_model, folder / "pose_tflite", "tflite", output_stride=stride)
+        table.append(("pose tflite", "float32", tflite_runner(pose_file), frames))
     return table
 
 

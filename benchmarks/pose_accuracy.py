@@ -1,7 +1,8 @@
 """Benchmark: pose accuracy on the held-out synthetic split, pretrained (HED) vs scratch, same budget, one run.
 
-Trains `recipes/pose_vgg16_depth.yaml` twice with identical data and schedule, once with its pretrained weights and
-once with `weights: none`, evaluates both on the test split and prints PCK@0.2, mAP@10 cm, MPJPE and OKS AP.
+Trains `recipes/pose_vgg16_depth.yaml` twice with identical data and schedule (more frames and epochs than the
+demo, and block 2 fine-tuned as well), once with its pretrained weights and once with `weights: none`, evaluates
+both on the test split and prints PCK@0.2, mAP@10 cm, MPJPE and OKS AP.
 
     .venv/bin/python benchmarks/pose_accuracy.py [--train-frames 2500] [--finetune-epochs 5] [--out runs/bench]
 """
@@ -16,15 +17,18 @@ from pose_tl import run
 from pose_tl.config import load_recipe
 
 RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "pose_vgg16_depth.yaml"
+# At this budget block 2 is fine-tuned too (the demo recipe keeps it frozen, to stay within its 10 minutes): frozen
+# HED filters in block 2 cost the pretrained run most of its accuracy here (README, pose accuracy).
+FROZEN_UP_TO = "block1_pool"
+FINE_TUNED_BLOCKS = ("block2", "block3", "block4", "block5")
 
 
 def train_and_test(weights, args, out_root):
-    unfreeze = ", ".join(load_recipe(RECIPE).train.phases[-1].unfreeze)  # the recipe's fine-tuned blocks
     overrides = [f"model.backbone.weights={weights}", f"data.synthetic.train_frames={args.train_frames}",
-                 f"data.synthetic.test_frames={args.test_frames}",
+                 f"data.synthetic.test_frames={args.test_frames}", f"model.backbone.freeze.up_to={FROZEN_UP_TO}",
                  f"train.phases=[{{name: head, epochs: {args.head_epochs}, learning_rate: 1.0e-3}}, "
                  f"{{name: finetune, epochs: {args.finetune_epochs}, learning_rate: 2.0e-4, schedule: cosine, "
-                 f"unfreeze: [{unfreeze}]}}]", "train.tensorboard=false"]
+                 f"unfreeze: [{', '.join(FINE_TUNED_BLOCKS)}]}}]", "train.tensorboard=false"]
     recipe = load_recipe(RECIPE, overrides)
     out = out_root / weights
     result = run.train(recipe, out, export=True, verbose=2, log=lambda *_: None)

@@ -250,15 +250,18 @@ def evaluate(recipe, model_path, out_dir=None, split="validation", command="eval
 
 
 def export(checkpoint, out_dir, recipe=None, export_format="saved_model"):
-    """Export a `.keras` checkpoint (classifier, pose model or detector) as a SavedModel folder, or a classifier
-    as a folder holding model.tflite / model.onnx (`export_format`) and pose_tl.json; returns the path written."""
+    """Export a `.keras` checkpoint (classifier, pose model or detector) as a SavedModel folder, or a classifier or
+    pose model as a folder holding model.tflite / model.onnx (`export_format`) and pose_tl.json; returns the path
+    written."""
     from pose_tl.export.loading import load_keras_model
 
     model = load_keras_model(checkpoint)
+    is_pose = any(layer.name == "pose_head" for layer in model.layers)
+    pose_options = _pose_export_options(model, recipe) if is_pose else {}
     if export_format != "saved_model":
-        from pose_tl.export.formats import export_classifier_file
+        from pose_tl.export.formats import export_model_file
 
-        return str(export_classifier_file(model, Path(out_dir), export_format))
+        return str(export_model_file(model, Path(out_dir), export_format, **pose_options))
     if any(layer.name == "box_head" for layer in model.layers):
         from pose_tl.export.detection_saved_model import export_detector
 
@@ -267,16 +270,20 @@ def export(checkpoint, out_dir, recipe=None, export_format="saved_model"):
         return str(export_detector(model, Path(out_dir), detection_config=recipe.model.detection,
                                    class_names=model.get_layer("box_head").class_names,
                                    input_size=recipe.model.input_size))
-    if any(layer.name == "pose_head" for layer in model.layers):
+    if is_pose:
         from pose_tl.export.pose_saved_model import export_pose_model
 
-        stride = model.input_shape[1] // model.get_layer("heatmaps").output.shape[1]
-        bone_lengths = _bone_lengths(recipe) if recipe is not None and recipe.task == "pose" else None
-        kwargs = {"bone_lengths": bone_lengths} if bone_lengths else {}
-        return str(export_pose_model(model, Path(out_dir), output_stride=stride, **kwargs))
+        return str(export_pose_model(model, Path(out_dir), **pose_options))
     from pose_tl.export.saved_model import export_classifier
 
     return str(export_classifier(model, Path(out_dir)))
+
+
+def _pose_export_options(model, recipe):
+    """The output stride of a pose model, and the bone lengths of its recipe's people where a pose recipe is given."""
+    stride = model.input_shape[1] // model.get_layer("heatmaps").output.shape[1]
+    bone_lengths = _bone_lengths(recipe) if recipe is not None and recipe.task == "pose" else None
+    return {"output_stride": stride, **({"bone_lengths": bone_lengths} if bone_lengths else {})}
 
 
 def _bone_lengths(recipe, frames=400):

@@ -101,28 +101,91 @@ def test_onnx_export_matches_the_saved_model(float32_classifier, tiny_recipe):
 
 def test_bfloat16_classifier_converts_in_float32_within_bfloat16_rounding(tmp_path):
     """A model trained under mixed_bfloat16 converts (TFLite has no bf16 convolutions) to ~3 significant digits."""
-    from pose_tl.export.formats import export_classifier_file
+    from pose_tl.export.formats import export_model_file
 
     model = save_tiny_classifier(tmp_path / "model.keras", policy="mixed_bfloat16")
     expected = saved_model_outputs(model, tmp_path / "saved_model", depth_frames())
-    path = export_classifier_file(model, tmp_path / "tflite", "tflite")
+    path = export_model_file(model, tmp_path / "tflite", "tflite")
     np.testing.assert_allclose(tflite_outputs(path, depth_frames())["probabilities"], expected["probabilities"],
                                atol=2e-3)
 
 
-def test_pose_model_refuses_tflite_in_one_line(tmp_path, tiny_recipe):
+def save_tiny_pose_model(path):
+    """A random-weight pose model, stride 4, whose untrained maps already decode into people (10 per frame here),
+    so decoding's outputs are compared, not only empty arrays."""
     from pose_tl.config.schema import PoseHeadConfig
     from pose_tl.data.people.skeleton import JOINT_NAMES, PAF_LIMBS
     from pose_tl.models.factory import build_pose_model
 
     def build(config):
-        config = dataclasses.replace(config, pose=PoseHeadConfig(output_stride=8, channels=8, stages=1))
+        config = dataclasses.replace(config, input_size=(32, 64),
+                                     pose=PoseHeadConfig(output_stride=4, channels=8, stages=1))
         return build_pose_model(config, len(JOINT_NAMES), len(PAF_LIMBS))
 
-    save_tiny_model(tmp_path / "pose.keras", build, "float32")
-    result = invoke("export", tiny_recipe, "--checkpoint", tmp_path / "pose.keras", "--out", tmp_path / "out",
+    return save_tiny_model(path, build, "float32")
+
+
+POSE_OUTPUTS = ("num_people", "keypoints_2d", "keypoints_3d", "keypoint_scores", "keypoint_inferred",
+                "person_scores", "heatmaps")
+
+
+def assert_same_people(out, expected):
+    assert expected["num_people"].min() > 0  # people were decoded: the comparison covers grouping and lifting
+    for name in POSE_OUTPUTS:
+        np.testing.assert_allclose(np.asarray(out[name], np.float64), np.asarray(expected[name], np.float64),
+                                   atol=1e-3, err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def pose_model(tmp_path_factory):
+    """A tiny pose checkpoint and its SavedModel's outputs on frames with Kinect v2 optics and with others."""
+    import tensorflow as tf
+
+    from pose_tl.export.pose_saved_model import export_pose_model
+
+    folder = tmp_path_factory.mktemp("pose")
+    model = save_tiny_pose_model(folder / "pose.keras")
+    export_pose_model(model, folder / "saved_model", output_stride=4)
+    loaded = tf.saved_model.load(str(folder / "saved_model"))
+    depth, intrinsics = depth_frames(), np.array([[50.0, 50.0, 20.0, 24.0]] * 2, np.float32)
+    default = loaded.signatures["serving_default"](depth=tf.constant(depth))
+    explicit = loaded.signatures["serving_with_intrinsics"](depth=tf.constant(depth),
+                                                            intrinsics=tf.constant(intrinsics))
+    as_numpy = lambda out: {name: out[name].numpy() for name in POSE_OUTPUTS}  # noqa: E731
+    return folder, depth, intrinsics, as_numpy(default), as_numpy(explicit)
+
+
+def test_pose_tflite_through_the_cli_decodes_the_people_the_saved_model_does(pose_model, tiny_recipe):
+    import tensorflow as tf
+
+    folder, depth, intrinsics, default, explicit = pose_model
+    result = invoke("export", tiny_recipe, "--checkpoint", folder / "pose.keras", "--out", folder / "tflite",
                     "--format", "tflite")
-    assert_one_line_error(result, "pose model", "saved_model", "--format tflite")
+    assert result.exit_code == 0, result.output
+    interpreter = tf.lite.Interpreter(model_path=str(folder / "tflite" / "model.tflite"))
+    assert_same_people(interpreter.get_signature_runner("serving_default")(depth=depth), default)
+    assert_same_people(interpreter.get_signature_runner("serving_with_intrinsics")(depth=depth,
+                                                                                  intrinsics=intrinsics), explicit)
+    metadata = json.loads((folder / "tflite" / "pose_tl.json").read_text())
+    assert (metadata["task"], metadata["format"], len(metadata["joint_names"])) == ("pose", "tflite", 15)
+
+
+def test_pose_model_refuses_onnx_in_one_line(pose_model, tiny_recipe):
+    pytest.importorskip("tf2onnx")
+    folder = pose_model[0]
+    result = invoke("export", tiny_recipe, "--checkpoint", folder / "pose.keras", "--out", folder / "onnx",
+                    "--format", "onnx")
+    assert_one_line_error(result, "pose model", "saved_model", "--format tflite", "--format onnx")
+    assert not (folder / "onnx").exists()
+
+
+def test_detector_refuses_tflite_in_one_line(tmp_path, tiny_recipe):
+    from pose_tl.models.factory import build_detector
+
+    save_tiny_model(tmp_path / "detector.keras", lambda config: build_detector(config, ["person"]), "float32")
+    result = invoke("export", tiny_recipe, "--checkpoint", tmp_path / "detector.keras", "--out", tmp_path / "out",
+                    "--format", "tflite")
+    assert_one_line_error(result, "detector", "saved_model", "--format tflite")
     assert not (tmp_path / "out").exists()
 
 

@@ -1,13 +1,17 @@
-"""Export a classifier as TFLite or ONNX, for runtimes without TensorFlow (phones, onnxruntime).
+"""Export a classifier or a pose model as TFLite or ONNX, for runtimes without TensorFlow (phones, onnxruntime).
 
-Both files take what the SavedModel's serving_default takes, uint16 depth [N, H, W] in millimetres of any frame
-size, with resizing and depth preprocessing inside, and return `probabilities` [N, C] float32 and `class_ids` [N]
-int32. Class names are not a tensor there (string tensors are awkward in both runtimes); `pose_tl.json` beside the
-file lists them. The network is converted in float32 whatever precision it was trained under: TFLite's and ONNX
-Runtime's CPU kernels have no bfloat16 convolutions, and the variables are float32 anyway.
+Classifier files take what the SavedModel's serving_default takes, uint16 depth [N, H, W] in millimetres of any
+frame size, with resizing and depth preprocessing inside, and return `probabilities` [N, C] float32 and `class_ids`
+[N] int32. Class names are not a tensor there (string tensors are awkward in both runtimes); `pose_tl.json` beside
+the file lists them.
 
-Pose models and detectors export as SavedModels only; `NOT_CONVERTIBLE` says why, as measured with TF 2.21,
-tf2onnx 1.17 and onnxruntime 1.32.
+A pose .tflite holds the whole SavedModel computation, decoding into people included (TFLite builtin ops only:
+its WHILE runs the per-frame loop), with both signatures (serving_default: depth; serving_with_intrinsics: depth,
+intrinsics) and the SavedModel's outputs.
+
+The network is converted in float32 whatever precision it was trained under: TFLite's and ONNX Runtime's CPU
+kernels have no bfloat16 convolutions, and the variables are float32 anyway. Pose models for ONNX and detectors
+export as SavedModels only; `NOT_CONVERTIBLE` says why, as measured with TF 2.21, tf2onnx 1.17 and onnxruntime 1.32.
 """
 
 import json
@@ -30,9 +34,8 @@ OUTPUTS = ("probabilities", "class_ids")
 ONNX_OPSET = 17  # onnxruntime >= 1.14 runs it
 DEPTH_SPEC = tf.TensorSpec([None, None, None], tf.uint16, name="depth")
 NOT_CONVERTIBLE = {
-    ("pose model", "tflite"): "its decoding needs TensorFlow ops that TFLite has no builtin kernel for "
-                              "(ExtractImagePatches)",
-    ("pose model", "onnx"): "onnxruntime cannot run the Loop that tf2onnx makes of its decoding",
+    ("pose model", "onnx"): "onnxruntime cannot run the Loop nodes tf2onnx makes of its decoding "
+                            "(use --format tflite)",
     ("detector", "tflite"): "its RoIAlign and NMS need TensorFlow ops that TFLite has no builtin kernel for "
                             "(CropAndResize, CombinedNonMaxSuppression)",
     ("detector", "onnx"): "its proposals, RoIAlign and NMS are not converted",
@@ -100,24 +103,50 @@ def import_tf2onnx():
     return tf2onnx
 
 
-def export_classifier_file(model, destination, export_format):
+def pose_tflite(model32, *, output_stride, bone_lengths):
+    """The .tflite bytes of a float32 pose model, decoding included, with both SavedModel signatures."""
+    from pose_tl.export.pose_saved_model import (INTRINSICS_SIGNATURE, export_with_intrinsics, make_pose_predictor,
+                                                 pose_metadata)
+
+    predict = make_pose_predictor(model32, output_stride=output_stride, bone_lengths=bone_lengths)
+    metadata = pose_metadata(model32, output_stride, bone_lengths)
+    with tempfile.TemporaryDirectory(prefix="pose_tl_tflite_") as tmp:
+        export_with_intrinsics(model32, Path(tmp) / "saved_model", predict, metadata)
+        converter = tf.lite.TFLiteConverter.from_saved_model(
+            str(Path(tmp) / "saved_model"), signature_keys=[DEFAULT_SIGNATURE, INTRINSICS_SIGNATURE])
+        return converter.convert()
+
+
+def export_model_file(model, destination, export_format, *, output_stride=None, bone_lengths=None):
     """Write `destination`/model.tflite or model.onnx and pose_tl.json, atomically; returns the model file's path.
 
+    Args:
+        output_stride, bone_lengths: of a pose model, as for its SavedModel.
+
     Raises:
-        ModelFileError: `model` is not a classifier, or tf2onnx is not installed.
+        ModelFileError: `model` is a detector, a pose model for ONNX, or tf2onnx is not installed.
     """
     names = {layer.name for layer in model.layers}
-    if "pose_head" in names or "box_head" in names:
-        task = "pose model" if "pose_head" in names else "detector"
+    task = "detector" if "box_head" in names else "pose model" if "pose_head" in names else "classifier"
+    if (task, export_format) in NOT_CONVERTIBLE:
         raise ModelFileError(f"a {task} exports as saved_model only: {NOT_CONVERTIBLE[task, export_format]}. "
                              f"Received: --format {export_format}")
     if export_format == "onnx":
         import_tf2onnx()  # fail before the slow conversion
     model32 = float32_copy(model)
-    predict = classifier_function(model32)
-    blob = tflite_bytes(model32, predict) if export_format == "tflite" else onnx_bytes(predict)
-    metadata = {**classifier_metadata(model), "format": export_format, "file": FILE_NAMES[export_format],
-                "signatures": {DEFAULT_SIGNATURE: "depth uint16 [N,H,W] millimetres"}, "outputs": list(OUTPUTS)}
+    if task == "pose model":
+        from pose_tl.decoding.occlusion import DEFAULT_BONE_LENGTHS
+        from pose_tl.export.pose_saved_model import pose_metadata
+
+        bone_lengths = DEFAULT_BONE_LENGTHS if bone_lengths is None else bone_lengths
+        blob = pose_tflite(model32, output_stride=output_stride, bone_lengths=bone_lengths)
+        metadata = pose_metadata(model, output_stride, bone_lengths)
+    else:
+        predict = classifier_function(model32)
+        blob = tflite_bytes(model32, predict) if export_format == "tflite" else onnx_bytes(predict)
+        metadata = {**classifier_metadata(model), "outputs": list(OUTPUTS),
+                    "signatures": {DEFAULT_SIGNATURE: "depth uint16 [N,H,W] millimetres"}}
+    metadata = {**metadata, "format": export_format, "file": FILE_NAMES[export_format]}
     destination = Path(destination)
     with atomic_path(destination) as tmp:
         tmp.mkdir()

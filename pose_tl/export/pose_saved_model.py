@@ -41,7 +41,7 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
 
     def predict(depth, intrinsics):
         frame_h, frame_w = tf.shape(depth)[1], tf.shape(depth)[2]
-        metres = resize_depth(depth_to_metres(depth)[..., None], (input_h, input_w))
+        metres = resize_depth(tf.expand_dims(depth_to_metres(depth), -1), (input_h, input_w))  # TFLite: no [..., None]
         maps = model(metres, training=False)
         sx = input_w / tf.cast(frame_w, tf.float32)
         sy = input_h / tf.cast(frame_h, tf.float32)
