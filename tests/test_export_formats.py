@@ -110,6 +110,22 @@ def test_bfloat16_classifier_converts_in_float32_within_bfloat16_rounding(tmp_pa
                                atol=2e-3)
 
 
+def test_shaded_depth_classifier_converts_to_tflite(tmp_path):
+    """The shading's convolution and slopes (model.depth.encoding: shaded) are TFLite builtin ops too."""
+    from pose_tl.export.formats import export_model_file
+    from pose_tl.models.factory import build_model
+
+    def build(config):
+        return build_model(dataclasses.replace(config, depth=dataclasses.replace(config.depth, encoding="shaded")),
+                           CLASS_NAMES)
+
+    model = save_tiny_model(tmp_path / "model.keras", build, "float32")
+    expected = saved_model_outputs(model, tmp_path / "saved_model", depth_frames())
+    path = export_model_file(model, tmp_path / "tflite", "tflite")
+    np.testing.assert_allclose(tflite_outputs(path, depth_frames())["probabilities"], expected["probabilities"],
+                               rtol=1e-5, atol=1e-6)
+
+
 def save_tiny_pose_model(path):
     """A random-weight pose model, stride 4, whose untrained maps already decode into people (10 per frame here),
     so decoding's outputs are compared, not only empty arrays."""

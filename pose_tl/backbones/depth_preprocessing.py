@@ -7,7 +7,7 @@ channel means (B 103.939, G 116.779, R 123.68) subtracted. We render depth as a 
 exactly 0, the mean grey, so they look like VGG's own zero padding rather than like a surface.
 
 `encoding: shaded` also lights that surface with a lamp at the camera (Lambertian: brightness times the cosine
-between the surface normal and the viewing ray). A person's depth varies by ~20 cm over a body, a few grey levels in
+between the surface normal and the optical axis). A person's depth varies by ~20 cm over a body, a few grey levels in
 a 5 m range, too faint for filters trained on photographs; shading turns every change of surface orientation (a
 limb's side, an arm in front of the chest, a silhouette) into a contrast as strong as a photograph's.
 """
@@ -51,7 +51,7 @@ def smooth_valid_depth(depth_m, valid, sigma_px=SHADING_SMOOTHING_PX):
 
 
 def camera_facing_cosine(depth_m, valid):
-    """cos(angle between the surface normal and the viewing ray), [N, H, W, 1], from central differences of the
+    """cos(angle between the surface normal and the optical axis), [N, H, W, 1], from central differences of the
     smoothed depth.
 
     A slope dz/du (metres per pixel) is scale-free once divided by a pixel's metric size z / f. Where a neighbour
