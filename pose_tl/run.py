@@ -257,10 +257,11 @@ def export(checkpoint, out_dir, recipe=None, export_format="saved_model"):
 
     model = load_keras_model(checkpoint)
     is_pose = any(layer.name == "pose_head" for layer in model.layers)
-    pose_options = _pose_export_options(model, recipe) if is_pose else {}
     if export_format != "saved_model":
-        from pose_tl.export.formats import export_model_file
+        from pose_tl.export.formats import export_model_file, require_convertible
 
+        require_convertible(model, export_format)  # before reading the recipe's people for bone lengths
+        pose_options = _pose_export_options(model, recipe) if is_pose else {}
         return str(export_model_file(model, Path(out_dir), export_format, **pose_options))
     if any(layer.name == "box_head" for layer in model.layers):
         from pose_tl.export.detection_saved_model import export_detector
@@ -273,7 +274,7 @@ def export(checkpoint, out_dir, recipe=None, export_format="saved_model"):
     if is_pose:
         from pose_tl.export.pose_saved_model import export_pose_model
 
-        return str(export_pose_model(model, Path(out_dir), **pose_options))
+        return str(export_pose_model(model, Path(out_dir), **_pose_export_options(model, recipe)))
     from pose_tl.export.saved_model import export_classifier
 
     return str(export_classifier(model, Path(out_dir)))

@@ -187,7 +187,6 @@ def test_pose_tflite_through_the_cli_decodes_the_people_the_saved_model_does(pos
 
 
 def test_pose_model_refuses_onnx_in_one_line(pose_model, tiny_recipe):
-    pytest.importorskip("tf2onnx")
     folder = pose_model[0]
     result = invoke("export", tiny_recipe, "--checkpoint", folder / "pose.keras", "--out", folder / "onnx",
                     "--format", "onnx")

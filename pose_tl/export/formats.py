@@ -103,18 +103,29 @@ def import_tf2onnx():
     return tf2onnx
 
 
-def pose_tflite(model32, *, output_stride, bone_lengths):
+def pose_tflite(model32, metadata, *, output_stride, bone_lengths):
     """The .tflite bytes of a float32 pose model, decoding included, with both SavedModel signatures."""
-    from pose_tl.export.pose_saved_model import (INTRINSICS_SIGNATURE, export_with_intrinsics, make_pose_predictor,
-                                                 pose_metadata)
+    from pose_tl.export.pose_saved_model import INTRINSICS_SIGNATURE, export_with_intrinsics, make_pose_predictor
 
     predict = make_pose_predictor(model32, output_stride=output_stride, bone_lengths=bone_lengths)
-    metadata = pose_metadata(model32, output_stride, bone_lengths)
     with tempfile.TemporaryDirectory(prefix="pose_tl_tflite_") as tmp:
         export_with_intrinsics(model32, Path(tmp) / "saved_model", predict, metadata)
         converter = tf.lite.TFLiteConverter.from_saved_model(
             str(Path(tmp) / "saved_model"), signature_keys=[DEFAULT_SIGNATURE, INTRINSICS_SIGNATURE])
         return converter.convert()
+
+
+def task_of(model):
+    names = {layer.name for layer in model.layers}
+    return "detector" if "box_head" in names else "pose model" if "pose_head" in names else "classifier"
+
+
+def require_convertible(model, export_format):
+    """Raises ModelFileError, in one line, where `model` cannot be written as `export_format`."""
+    task = task_of(model)
+    if (task, export_format) in NOT_CONVERTIBLE:
+        raise ModelFileError(f"a {task} exports as saved_model only: {NOT_CONVERTIBLE[task, export_format]}. "
+                             f"Received: --format {export_format}")
 
 
 def export_model_file(model, destination, export_format, *, output_stride=None, bone_lengths=None):
@@ -126,21 +137,17 @@ def export_model_file(model, destination, export_format, *, output_stride=None, 
     Raises:
         ModelFileError: `model` is a detector, a pose model for ONNX, or tf2onnx is not installed.
     """
-    names = {layer.name for layer in model.layers}
-    task = "detector" if "box_head" in names else "pose model" if "pose_head" in names else "classifier"
-    if (task, export_format) in NOT_CONVERTIBLE:
-        raise ModelFileError(f"a {task} exports as saved_model only: {NOT_CONVERTIBLE[task, export_format]}. "
-                             f"Received: --format {export_format}")
+    require_convertible(model, export_format)
     if export_format == "onnx":
         import_tf2onnx()  # fail before the slow conversion
     model32 = float32_copy(model)
-    if task == "pose model":
+    if task_of(model) == "pose model":
         from pose_tl.decoding.occlusion import DEFAULT_BONE_LENGTHS
         from pose_tl.export.pose_saved_model import pose_metadata
 
         bone_lengths = DEFAULT_BONE_LENGTHS if bone_lengths is None else bone_lengths
-        blob = pose_tflite(model32, output_stride=output_stride, bone_lengths=bone_lengths)
         metadata = pose_metadata(model, output_stride, bone_lengths)
+        blob = pose_tflite(model32, metadata, output_stride=output_stride, bone_lengths=bone_lengths)
     else:
         predict = classifier_function(model32)
         blob = tflite_bytes(model32, predict) if export_format == "tflite" else onnx_bytes(predict)
