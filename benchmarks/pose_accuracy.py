@@ -5,6 +5,7 @@ demo, and block 2 fine-tuned as well), once with its pretrained weights and once
 both on the test split and prints PCK@0.2, mAP@10 cm, MPJPE and OKS AP.
 
     .venv/bin/python benchmarks/pose_accuracy.py [--train-frames 2500] [--finetune-epochs 5] [--out runs/bench]
+        [--set model.pose.output_stride=2 ...]
 """
 
 import argparse
@@ -28,7 +29,7 @@ def train_and_test(weights, args, out_root):
                  f"data.synthetic.test_frames={args.test_frames}", f"model.backbone.freeze.up_to={FROZEN_UP_TO}",
                  f"train.phases=[{{name: head, epochs: {args.head_epochs}, learning_rate: 1.0e-3}}, "
                  f"{{name: finetune, epochs: {args.finetune_epochs}, learning_rate: 2.0e-4, schedule: cosine, "
-                 f"unfreeze: [{', '.join(FINE_TUNED_BLOCKS)}]}}]", "train.tensorboard=false"]
+                 f"unfreeze: [{', '.join(FINE_TUNED_BLOCKS)}]}}]", "train.tensorboard=false", *args.set]
     recipe = load_recipe(RECIPE, overrides)
     out = out_root / weights
     result = run.train(recipe, out, export=True, verbose=2, log=lambda *_: None)
@@ -43,6 +44,8 @@ def main():
     parser.add_argument("--head-epochs", type=int, default=2)
     parser.add_argument("--finetune-epochs", type=int, default=5)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--set", action="append", default=[], help="recipe override for both runs, as `pose-tl "
+                        "train --set`")
     args = parser.parse_args()
     out_root = args.out or Path(tempfile.mkdtemp(prefix="pose_bench_"))
     rows = []
@@ -51,7 +54,7 @@ def main():
         metrics = train_and_test(weights, args, out_root)
         rows.append((weights, {**metrics, "minutes": (time.perf_counter() - start) / 60}))
     print(f"\npose accuracy on the synthetic test split ({args.test_frames} frames), {args.train_frames} training "
-          f"frames, {args.head_epochs}+{args.finetune_epochs} epochs")
+          f"frames, {args.head_epochs}+{args.finetune_epochs} epochs{', ' + ' '.join(args.set) if args.set else ''}")
     print(f"{'weights':<14}{'PCK@0.2':>10}{'mAP@10cm':>10}{'MPJPE mm':>10}{'OKS AP':>10}{'minutes':>10}")
     for weights, m in rows:
         mpjpe = f"{m['mpjpe_mm']:.0f}" if m["mpjpe_mm"] is not None else "-"

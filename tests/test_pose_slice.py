@@ -72,7 +72,7 @@ def test_no_people_gives_empty_targets():
     assert float(tf.reduce_max(tf.abs(part_affinity_fields(empty, visibility, (8, 8), 8, 1.0)))) == 0.0
 
 
-@pytest.mark.parametrize("stride", [4, 8])
+@pytest.mark.parametrize("stride", [2, 4, 8])
 def test_pose_model_outputs_every_stage_at_the_output_stride(stride):
     from pose_tl.config.schema import ModelConfig, PoseHeadConfig
     from pose_tl.models.factory import build_pose_model
@@ -89,6 +89,24 @@ def test_pose_model_outputs_every_stage_at_the_output_stride(stride):
     assert outputs["joint_depth"].shape == (1, 64 // stride, 96 // stride, NUM_JOINTS)
     assert outputs["pafs"].shape == (1, 64 // stride, 96 // stride, 2 * len(PAF_LIMBS))
     assert outputs["heatmaps"].dtype == "float32"
+
+
+def test_normalised_laterals_make_the_head_blind_to_the_scale_of_vgg_features():
+    from pose_tl.heads.pose import PoseHead
+
+    rng = np.random.default_rng(0)
+    features = [rng.normal(size=(4, 16, 16, 8)).astype(np.float32), rng.normal(size=(4, 8, 8, 12)).astype(np.float32)]
+    for lateral_norm in (True, False):
+        head = PoseHead(NUM_JOINTS, len(PAF_LIMBS), channels=8, stages=1, lateral_norm=lateral_norm)
+        small = head(features, training=True)[0][0].numpy()
+        large = head([f * 1000.0 for f in features], training=True)[0][0].numpy()
+        scale = np.abs(large).mean() / np.abs(small).mean()
+        if lateral_norm:
+            np.testing.assert_allclose(large, small, rtol=1e-2, atol=2e-3)  # up to BatchNorm's epsilon
+        else:
+            assert scale > 100.0  # unnormalised, the heatmaps follow the feature scale
+    assert PoseHead.from_config(head.get_config()).lateral_norm is False
+    assert PoseHead(NUM_JOINTS, len(PAF_LIMBS), lateral_norm=True).get_config()["lateral_norm"] is True
 
 
 def test_focal_heatmap_loss_keeps_an_unsure_pixel_near_its_probability_where_weighted_l2_inflates_it():

@@ -62,11 +62,14 @@ class ClassificationHeadConfig:
 
 @dataclass(frozen=True)
 class PoseHeadConfig:
-    output_stride: Literal[4, 8] = 8  # 8: cheaper; 4: finer joints on small inputs
+    output_stride: Literal[2, 4, 8] = 8  # 8: cheaper; 4 or 2: finer joints on small inputs (2: ~1.4x the cost)
     sigma: float = bounded(1.5, min=0.1, max=50.0)  # heatmap Gaussian std, px at the output stride (~joint radius)
     paf_width: float = bounded(1.0, min=0.1, max=50.0)  # half-width of a limb's affinity field, output px
     channels: int = bounded(128, min=8, max=4096)  # width of the head's convolutions
     stages: int = bounded(2, min=1, max=6)  # 1 + refinement stages, each supervised (OpenPose)
+    # Batch-normalise each pyramid level's lateral before the sum: VGG's block activations differ ~8x in scale,
+    # and at stride 2 the unnormalised block-2 level blows the first steps up into dead ReLUs.
+    lateral_norm: bool = True
     # Learn each joint's depth behind the visible surface (read at its peak; what lifts occluded joints to 3D).
     # false: fixed per-joint skin-to-centre offsets. Off by default until it wins at the demo's budget.
     joint_depth: bool = False

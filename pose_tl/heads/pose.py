@@ -1,17 +1,22 @@
-"""Pose head: VGG features -> stride 4 or 8 -> joint heatmaps and part affinity fields, refined in stages.
+"""Pose head: VGG features -> stride 2, 4 or 8 -> joint heatmaps and part affinity fields, refined in stages.
 
-Top-down path as a feature pyramid: block5 features are upsampled and added to block4's (stride 8), and for stride
-4 to block3's. Stage 1 predicts heatmaps and PAFs from those features; each refinement stage sees the features plus
-the previous stage's predictions (Cao et al., CVPR 2017). Every stage is supervised, so every stage is an output.
-With `joint_depth`, the last stage also predicts, per joint, how far behind the visible surface the joint lies
+Top-down path as a feature pyramid: block5 features are upsampled and added to block4's (stride 8), for stride 4
+to block3's, and for stride 2 to block2's. Stage 1 predicts heatmaps and PAFs from those features; each refinement
+stage sees the features plus the previous stage's predictions (Cao et al., CVPR 2017). Every stage is supervised, so every stage is an output.
+With `lateral_norm`, each level's 1x1 lateral is batch-normalised before the sum: VGG has no normalisation, and
+its activations' scale differs ~8x between blocks 2 and 4 (and between weight sources), so without it the finest
+level dominates the sum and, at stride 2, blows the first steps up into dead ReLUs (Lin et al., FPN, CVPR 2017, with
+the normalised laterals of detectron2's `norm` option). With `joint_depth`, the last stage also predicts, per joint, how far behind the visible surface the joint lies
 (metres): depth read at a peak is the skin, or an occluder's skin, not the joint.
 """
 
 import keras
 
-PYRAMID_LAYERS = {8: ("block4_conv3", "block5_conv3"), 4: ("block3_conv3", "block4_conv3", "block5_conv3")}
+PYRAMID_LAYERS = {8: ("block4_conv3", "block5_conv3"), 4: ("block3_conv3", "block4_conv3", "block5_conv3"),
+                  2: ("block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3")}
 HEATMAP_PRIOR_LOGIT = -4.6  # sigmoid -> 0.01
-VGG19_PYRAMID_LAYERS = {8: ("block4_conv4", "block5_conv4"), 4: ("block3_conv4", "block4_conv4", "block5_conv4")}
+VGG19_PYRAMID_LAYERS = {8: ("block4_conv4", "block5_conv4"), 4: ("block3_conv4", "block4_conv4", "block5_conv4"),
+                        2: ("block2_conv2", "block3_conv4", "block4_conv4", "block5_conv4")}
 
 
 def pyramid_layer_names(backbone_name, output_stride):
@@ -28,7 +33,7 @@ class PoseHead(keras.layers.Layer):
     `joint_depth` the last stage's tuple also holds joint depths [N, Ho, Wo, J]."""
 
     def __init__(self, num_joints, num_limbs, channels=128, stages=2, convs_per_stage=3, joint_depth=False,
-                 sigmoid_heatmaps=False, **kwargs):
+                 sigmoid_heatmaps=False, lateral_norm=False, **kwargs):
         super().__init__(**kwargs)
         if stages < 1:
             raise ValueError(f"`stages` must be >= 1. Received: {stages}")
@@ -39,7 +44,9 @@ class PoseHead(keras.layers.Layer):
         self.convs_per_stage = int(convs_per_stage)
         self.joint_depth = bool(joint_depth)
         self.sigmoid_heatmaps = bool(sigmoid_heatmaps)
+        self.lateral_norm = bool(lateral_norm)
         self.laterals = None
+        self.lateral_norms = None
         self.upsample = keras.layers.UpSampling2D(2, interpolation="bilinear")
         self.stage_convs = [[keras.layers.Conv2D(self.channels, 3, padding="same", activation="relu")
                              for _ in range(self.convs_per_stage)] for _ in range(self.stages)]
@@ -55,6 +62,11 @@ class PoseHead(keras.layers.Layer):
         self.laterals = [keras.layers.Conv2D(self.channels, 1, name=f"lateral_{i}") for i in range(len(input_shapes))]
         for lateral, shape in zip(self.laterals, input_shapes):
             lateral.build(shape)
+        if self.lateral_norm:
+            self.lateral_norms = [keras.layers.BatchNormalization(name=f"lateral_norm_{i}")
+                                  for i in range(len(input_shapes))]
+            for norm, shape in zip(self.lateral_norms, input_shapes):
+                norm.build(tuple(shape[:-1]) + (self.channels,))
         finest = tuple(input_shapes[0][:-1]) + (self.channels,)
         for stage in range(self.stages):
             width = self.channels if stage == 0 else self.channels + self.num_joints + 2 * self.num_limbs
@@ -67,10 +79,14 @@ class PoseHead(keras.layers.Layer):
         if self.depth_out is not None:
             self.depth_out.build(finest)
 
-    def call(self, features):
-        x = self.laterals[-1](features[-1])
-        for lateral, feature in zip(self.laterals[-2::-1], features[-2::-1]):
-            x = self.upsample(x) + lateral(feature)
+    def _lateral(self, level, feature, training):
+        x = self.laterals[level](feature)
+        return self.lateral_norms[level](x, training=training) if self.lateral_norm else x
+
+    def call(self, features, training=None):
+        x = self._lateral(len(features) - 1, features[-1], training)
+        for level in range(len(features) - 2, -1, -1):
+            x = self.upsample(x) + self._lateral(level, features[level], training)
         outputs = []
         stage_input = x
         for stage in range(self.stages):
@@ -88,4 +104,5 @@ class PoseHead(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "num_joints": self.num_joints, "num_limbs": self.num_limbs,
                 "channels": self.channels, "stages": self.stages, "convs_per_stage": self.convs_per_stage,
-                "joint_depth": self.joint_depth, "sigmoid_heatmaps": self.sigmoid_heatmaps}
+                "joint_depth": self.joint_depth, "sigmoid_heatmaps": self.sigmoid_heatmaps,
+                "lateral_norm": self.lateral_norm}

@@ -29,7 +29,8 @@ def build_pose_model(model_config, num_joints, num_limbs):
     """The pose model for `model_config`: random head, the recipe's backbone weights."""
     pose = model_config.pose
     head = PoseHead(num_joints, num_limbs, channels=pose.channels, stages=pose.stages,
-                    joint_depth=pose.joint_depth, sigmoid_heatmaps=pose.heatmap_loss == "focal", name="pose_head")
+                    joint_depth=pose.joint_depth, sigmoid_heatmaps=pose.heatmap_loss == "focal",
+                    lateral_norm=pose.lateral_norm, name="pose_head")
     return build_depth_pose_model(build_backbone(model_config.backbone), head,
                                   backbone_name=model_config.backbone.name, output_stride=pose.output_stride,
                                   input_size=model_config.input_size, min_m=model_config.depth.min_m,
