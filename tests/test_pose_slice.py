@@ -203,20 +203,23 @@ print(json.dumps(bool(np.allclose(a["heatmaps"].numpy(), b["heatmaps"].numpy()))
     assert json.loads(same_maps)
 
 
-def test_pose_with_learned_joint_depths_trains_exports_and_loads_with_tensorflow_alone(tmp_path):
+def test_pose_with_learned_joint_depths_at_stride_2_trains_exports_and_loads_with_tensorflow_alone(tmp_path):
     recipe = pose_recipe(tmp_path)
     run = tmp_path / "run"
-    result = invoke("train", recipe, "--set", "model.pose.joint_depth=true", "--out", run)
+    options = ("--set", "model.pose.joint_depth=true", "--set", "model.pose.output_stride=2")
+    result = invoke("train", recipe, *options, "--out", run)
     assert result.exit_code == 0, result.output
     header = (run / "logs/1_finetune.csv").read_text().splitlines()[0]
     assert "val_joint_depth_loss" in header
-    inspected = invoke("inspect", recipe, "--set", "model.pose.joint_depth=true")
-    assert inspected.exit_code == 0 and "heatmaps + PAFs + joint depths" in inspected.output
-    (finite,) = run_without_pose_tl("""
+    inspected = invoke("inspect", recipe, *options)
+    assert inspected.exit_code == 0 and "heatmaps + PAFs + joint depths at output stride 2: 16x32" in inspected.output
+    finite, heatmap_shape = run_without_pose_tl("""
 out = model.signatures["serving_default"](depth=tf.constant(np.full((1, 48, 64), 2500, np.uint16)))
 print(json.dumps(bool(np.all(np.isfinite(out["keypoints_3d"].numpy())))))
-""", run / "saved_model", tmp_path)[-1:]
+print(json.dumps(list(out["heatmaps"].shape)))
+""", run / "saved_model", tmp_path)[-2:]
     assert json.loads(finite)
+    assert json.loads(heatmap_shape) == [1, 32 // 2, 64 // 2, NUM_JOINTS]
 
 
 def test_pose_with_focal_heatmap_loss_and_shaded_depth_trains_and_exports(tmp_path):
