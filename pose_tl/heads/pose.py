@@ -2,11 +2,15 @@
 
 Top-down path as a feature pyramid: block5 features are upsampled and added to block4's (stride 8), for stride 4
 to block3's, and for stride 2 to block2's. Stage 1 predicts heatmaps and PAFs from those features; each refinement
-stage sees the features plus the previous stage's predictions (Cao et al., CVPR 2017). Every stage is supervised, so every stage is an output.
-With `lateral_norm`, each level's 1x1 lateral is batch-normalised before the sum: VGG has no normalisation, and
-its activations' scale differs ~8x between blocks 2 and 4 (and between weight sources), so without it the finest
-level dominates the sum and, at stride 2, blows the first steps up into dead ReLUs (Lin et al., FPN, CVPR 2017, with
-the normalised laterals of detectron2's `norm` option). With `joint_depth`, the last stage also predicts, per joint, how far behind the visible surface the joint lies
+stage sees the features plus the previous stage's predictions (Cao et al., CVPR 2017). Every stage is supervised,
+so every stage is an output.
+
+With `lateral_norm`, each level's 1x1 lateral is batch-normalised before the sum: VGG has no normalisation, and its
+activations' scale differs ~8x between blocks 2 and 4 (and between weight sources), so without it the finest level
+dominates the sum and, at stride 2, blows the first steps up into dead ReLUs (FPN, Lin et al., CVPR 2017, with the
+normalised laterals of detectron2's `norm` option).
+
+With `joint_depth`, the last stage also predicts, per joint, how far behind the visible surface the joint lies
 (metres): depth read at a peak is the skin, or an occluder's skin, not the joint.
 """
 
