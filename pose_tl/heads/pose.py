@@ -48,7 +48,8 @@ class PoseHead(keras.layers.Layer):
         self.convs_per_stage = int(convs_per_stage)
         self.joint_depth = bool(joint_depth)
         self.sigmoid_heatmaps = bool(sigmoid_heatmaps)
-        self.lateral_norm = bool(lateral_norm)  # false here (recipes default to true) so older checkpoints load as saved
+        # False here though recipes default to true: checkpoints saved before the option load as they were.
+        self.lateral_norm = bool(lateral_norm)
         self.laterals = None
         self.lateral_norms = None
         self.upsample = keras.layers.UpSampling2D(2, interpolation="bilinear")
