@@ -256,14 +256,14 @@ def export(checkpoint, out_dir, recipe=None, export_format="saved_model"):
     from pose_tl.export.loading import load_keras_model
 
     model = load_keras_model(checkpoint)
-    is_pose = any(layer.name == "pose_head" for layer in model.layers)
-    if export_format != "saved_model":
-        from pose_tl.export.formats import export_model_file, require_convertible
+    from pose_tl.export.formats import export_model_file, require_convertible, task_of
 
+    task = task_of(model)
+    if export_format != "saved_model":
         require_convertible(model, export_format)  # before reading the recipe's people for bone lengths
-        pose_options = _pose_export_options(model, recipe) if is_pose else {}
+        pose_options = _pose_export_options(model, recipe) if task == "pose model" else {}
         return str(export_model_file(model, Path(out_dir), export_format, **pose_options))
-    if any(layer.name == "box_head" for layer in model.layers):
+    if task == "detector":
         from pose_tl.export.detection_saved_model import export_detector
 
         if recipe is None or recipe.task != "detection":
@@ -271,7 +271,7 @@ def export(checkpoint, out_dir, recipe=None, export_format="saved_model"):
         return str(export_detector(model, Path(out_dir), detection_config=recipe.model.detection,
                                    class_names=model.get_layer("box_head").class_names,
                                    input_size=recipe.model.input_size))
-    if is_pose:
+    if task == "pose model":
         from pose_tl.export.pose_saved_model import export_pose_model
 
         return str(export_pose_model(model, Path(out_dir), **_pose_export_options(model, recipe)))

@@ -116,16 +116,19 @@ def pose_tflite(model32, metadata, *, output_stride, bone_lengths):
 
 
 def task_of(model):
+    """The task of a pose_tl model, from its head's layer name: "detector", "pose model" or "classifier"."""
     names = {layer.name for layer in model.layers}
     return "detector" if "box_head" in names else "pose model" if "pose_head" in names else "classifier"
 
 
 def require_convertible(model, export_format):
-    """Raises ModelFileError, in one line, where `model` cannot be written as `export_format`."""
+    """The model's task (`task_of`); raises ModelFileError, in one line, where it cannot be written as
+    `export_format`."""
     task = task_of(model)
     if (task, export_format) in NOT_CONVERTIBLE:
         raise ModelFileError(f"a {task} exports as saved_model only: {NOT_CONVERTIBLE[task, export_format]}. "
                              f"Received: --format {export_format}")
+    return task
 
 
 def export_model_file(model, destination, export_format, *, output_stride=None, bone_lengths=None):
@@ -137,11 +140,11 @@ def export_model_file(model, destination, export_format, *, output_stride=None, 
     Raises:
         ModelFileError: `model` is a detector, a pose model for ONNX, or tf2onnx is not installed.
     """
-    require_convertible(model, export_format)
+    task = require_convertible(model, export_format)
     if export_format == "onnx":
         import_tf2onnx()  # fail before the slow conversion
     model32 = float32_copy(model)
-    if task_of(model) == "pose model":
+    if task == "pose model":
         from pose_tl.decoding.occlusion import DEFAULT_BONE_LENGTHS
         from pose_tl.export.pose_saved_model import pose_metadata
 
