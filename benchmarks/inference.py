@@ -7,6 +7,7 @@ Random weights (latency does not depend on them). Rows, at batch 1 and 8:
   tflite / onnx    the same classifier from `pose-tl export --format tflite|onnx` (float32; class names in JSON)
   pose network     with --pose: the pose recipe's Keras model (backbone and feature-pyramid head), no decoding
   pose saved_model with --pose: its SavedModel end to end (+ peak finding, PAF matching, 3D lifting)
+  pose tflite/onnx with --pose: the same from `pose-tl export --format tflite|onnx` (float32, decoding inside)
 The ratio is to the backbone row of the same precision (the SavedModel runs under the recipe's `precision: auto`).
 
     .venv/bin/python benchmarks/inference.py [--input-size 96 128] [--frame-size 120 160] [--repeats 20] [--pose]
@@ -94,11 +95,20 @@ def tflite_runner(path):
     return lambda depth: runner(depth=depth)
 
 
-def onnx_runner(path):
+def onnx_runner(path, with_intrinsics=False):
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return lambda depth: session.run(None, {"depth": depth})
+    if not with_intrinsics:
+        return lambda depth: session.run(None, {"depth": depth})
+    return lambda depth: session.run(None, {"depth": depth, "intrinsics": kinect_v2_intrinsics(depth)})
+
+
+def kinect_v2_intrinsics(depth):
+    """What a pose SavedModel's serving_default assumes, for the .onnx that takes intrinsics as an input."""
+    batch, height, width = depth.shape
+    focal = 365.5 * width / 512
+    return np.tile(np.array([[focal, focal, width / 2, height / 2]], np.float32), (batch, 1))
 
 
 def rows(args, policy, folder):
@@ -134,6 +144,9 @@ def rows(args, policy, folder):
         table.append(("pose saved_model", policy, saved_model_runner(folder / "pose"), frames))
         pose_file = export_model_file(pose_model, folder / "pose_tflite", "tflite", output_stride=stride)
         table.append(("pose tflite", "float32", tflite_runner(pose_file), frames))
+        if not args.no_onnx:
+            pose_onnx = export_model_file(pose_model, folder / "pose_onnx", "onnx", output_stride=stride)
+            table.append(("pose onnx", "float32", onnx_runner(pose_onnx, with_intrinsics=True), frames))
     return table
 
 

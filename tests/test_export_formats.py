@@ -186,12 +186,20 @@ def test_pose_tflite_through_the_cli_decodes_the_people_the_saved_model_does(pos
     assert (metadata["task"], metadata["format"], len(metadata["joint_names"])) == ("pose", "tflite", 15)
 
 
-def test_pose_model_refuses_onnx_in_one_line(pose_model, tiny_recipe):
-    folder = pose_model[0]
+def test_pose_onnx_through_the_cli_decodes_the_people_the_saved_model_does(pose_model, tiny_recipe):
+    pytest.importorskip("tf2onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+
+    folder, depth, intrinsics, _, explicit = pose_model
     result = invoke("export", tiny_recipe, "--checkpoint", folder / "pose.keras", "--out", folder / "onnx",
                     "--format", "onnx")
-    assert_one_line_error(result, "pose model", "saved_model", "--format tflite", "--format onnx")
-    assert not (folder / "onnx").exists()
+    assert result.exit_code == 0, result.output
+    session = onnxruntime.InferenceSession(str(folder / "onnx" / "model.onnx"), providers=["CPUExecutionProvider"])
+    names = [output.name for output in session.get_outputs()]
+    out = dict(zip(names, session.run(names, {"depth": depth, "intrinsics": intrinsics})))
+    assert_same_people(out, explicit)
+    metadata = json.loads((folder / "onnx" / "pose_tl.json").read_text())
+    assert (metadata["task"], metadata["format"], metadata["file"]) == ("pose", "onnx", "model.onnx")
 
 
 def test_detector_refuses_tflite_in_one_line(tmp_path, tiny_recipe):

@@ -85,6 +85,34 @@ def test_decoding_ground_truth_maps_recovers_the_people(index):
     assert detected[:count].sum() >= (frame.visibility > 0).sum() * 0.9
 
 
+def test_a_batch_decodes_as_each_frame_alone():
+    """Decoding is batched (no per-frame loop): frames with different people must not leak into one another."""
+    frames = [ground_truth_frame(index, people=people) for index, people in ((0, (1, 1)), (1, (3, 3)), (2, (2, 2)))]
+    depth = np.stack([frame.depth_mm / 1000.0 for frame, _, _ in frames]).astype(np.float32)
+    intrinsics = np.stack([frame.intrinsics for frame, _, _ in frames]).astype(np.float32)
+    intrinsics[1, :2] *= 1.2  # a different camera in one frame
+    heatmaps = tf.concat([maps for _, maps, _ in frames], 0)
+    pafs = tf.concat([maps for _, _, maps in frames], 0)
+    together = decode_people(heatmaps, pafs, depth, intrinsics, stride=STRIDE)
+    assert together["num_people"].numpy().tolist() == [1, 3, 2]
+    for i in range(len(frames)):
+        alone = decode_people(heatmaps[i:i + 1], pafs[i:i + 1], depth[i:i + 1], intrinsics[i:i + 1], stride=STRIDE)
+        for name, value in alone.items():
+            np.testing.assert_allclose(np.asarray(together[name][i], np.float64), np.asarray(value[0], np.float64),
+                                       atol=1e-5, err_msg=name)
+
+
+def test_the_decoding_graph_has_no_loops_or_conditionals():
+    """What lets it run as a few hundred batched ops and convert to ONNX and TFLite node for node."""
+    frame, heatmaps, pafs = ground_truth_frame(0)
+    decode = tf.function(lambda *args: decode_people(*args, stride=STRIDE))
+    graph = decode.get_concrete_function(heatmaps, pafs, tf.constant(frame.depth_mm[None] / 1000.0, tf.float32),
+                                         tf.constant(frame.intrinsics[None], tf.float32)).graph
+    kinds = {op.type for op in graph.get_operations()}
+    assert not kinds & {"While", "StatelessWhile", "If", "StatelessIf", "TensorListReserve", "TensorListFromTensor"}
+    assert "GatherNd" in kinds  # it did build the decoding
+
+
 def test_learned_joint_depths_lift_occluded_joints_that_the_surface_offsets_cannot():
     """Read at the peaks, ground-truth joint-depth maps put joints behind an arm or another person at their depth;
     the fixed skin-to-centre offsets read the occluder's surface there."""

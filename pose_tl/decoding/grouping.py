@@ -1,4 +1,4 @@
-"""Joint candidates + part affinity fields -> people (Cao et al., CVPR 2017), in TensorFlow ops.
+"""Joint candidates + part affinity fields -> people (Cao et al., CVPR 2017), in TensorFlow ops, for a batch.
 
 For every limb, each (parent candidate, child candidate) pair is scored by the mean alignment of the PAF with the
 segment between them, sampled at `SAMPLES` points; pairs are matched greedily by score, one-to-one. People are then
@@ -6,11 +6,17 @@ assembled along the skeleton tree (limbs in `LIMBS` order, parents first): a mat
 holds either end, or starts a new one. The extra limbs that follow the tree in `PAF_LIMBS` (shoulder-shoulder,
 hip-hip, shoulder-hip) then join fragments of one person that the tree left apart (a neck outside the frame) when
 they have no joint in common. At most `max_people` people are kept, by score.
+
+Every frame of the batch and every limb is scored and matched at once, and each loop runs over a size known when
+the graph is built (candidates per joint, limbs), unrolled: the graph has no loop, no conditional and no per-frame
+map, so its op count does not grow with the batch, and it converts to ONNX and TFLite node for node (no tensor
+has more than 5 dimensions, TFLite's limit).
 """
 
 import tensorflow as tf
 
 from pose_tl.data.people.skeleton import LIMBS, NUM_JOINTS, PAF_LIMBS
+from pose_tl.decoding.indexing import batch_index_like, pixel_indices, take, with_batch
 
 SAMPLES = 10
 MIN_ALIGNED_SHARE = 0.7  # share of samples whose PAF agrees with the segment
@@ -18,28 +24,34 @@ ALIGNMENT_THRESHOLD = 0.05
 SHORT_LIMB_PX = 4.0
 TINY_LIMB_PX = 1.5
 TINY_LIMB_SCORE = 0.2
+PARENTS = [parent for parent, _ in PAF_LIMBS]
+CHILDREN = [child for _, child in PAF_LIMBS]
 
 
-def sample_at_pixels(field, points):
-    """Nearest-pixel lookup of field [H, W, C] at points [..., 2] (x, y) in output pixels -> [..., C]."""
-    height, width = tf.shape(field)[0], tf.shape(field)[1]
-    x = tf.clip_by_value(tf.cast(tf.floor(points[..., 0]), tf.int32), 0, width - 1)
-    y = tf.clip_by_value(tf.cast(tf.floor(points[..., 1]), tf.int32), 0, height - 1)
-    return tf.gather_nd(field, tf.stack([y, x], axis=-1))
+def limb_scores(xy, scores, pafs):
+    """[N, L, K, K] connection scores of every limb of `PAF_LIMBS`, parent candidates (rows) by child candidates.
 
-
-def limb_scores(pafs, limb, xy, scores):
-    """[K, K] connection scores of `limb` between parent candidates (rows) and child candidates (columns)."""
-    parent, child = PAF_LIMBS[limb]
-    field = pafs[..., 2 * limb:2 * limb + 2]
-    a, b = xy[parent], xy[child]  # [K, 2]
-    vector = b[None, :, :] - a[:, None, :]  # [K, K, 2]
-    length = tf.norm(vector, axis=-1)
-    unit = vector / tf.maximum(length, 1e-6)[..., None]
+    Args:
+        xy: [N, J, K, 2] candidates (output pixels); scores: [N, J, K] (0 = none); pafs: [N, H, W, 2L].
+    """
+    frames, height, width = tf.shape(pafs)[0], tf.shape(pafs)[1], tf.shape(pafs)[2]
+    limbs, k = len(PAF_LIMBS), xy.shape[2]
+    fields = tf.reshape(tf.cast(pafs, tf.float32), [frames, height, width, limbs, 2])
+    # x and y apart, and the pairs' samples flattened: at most 5 dimensions
+    a, b = tf.gather(xy, PARENTS, axis=1), tf.gather(xy, CHILDREN, axis=1)  # [N, L, K, 2]
+    ax, ay = a[..., 0][..., :, None], a[..., 1][..., :, None]  # [N, L, K, 1]
+    vx, vy = b[..., 0][..., None, :] - ax, b[..., 1][..., None, :] - ay  # [N, L, K, K]
+    length = tf.sqrt(vx * vx + vy * vy)
+    ux, uy = vx / tf.maximum(length, 1e-6), vy / tf.maximum(length, 1e-6)
     steps = tf.linspace(0.0, 1.0, SAMPLES)
-    points = a[:, None, None, :] + steps[None, None, :, None] * vector[:, :, None, :]  # [K, K, S, 2]
-    sampled = sample_at_pixels(field, points)
-    alignment = tf.reduce_sum(sampled * unit[:, :, None, :], axis=-1)  # [K, K, S]
+    points = tf.stack([tf.reshape(ax[..., None] + steps * vx[..., None], [frames, limbs, -1]),
+                       tf.reshape(ay[..., None] + steps * vy[..., None], [frames, limbs, -1])], axis=3)
+    y, x = pixel_indices(points, height, width)  # [N, L, K * K * S]
+    limb = tf.broadcast_to(tf.reshape(tf.range(limbs), [1, -1, 1]), tf.shape(y))
+    sampled = tf.gather_nd(fields, tf.stack([batch_index_like(y), y, x, limb], axis=3))  # [N, L, K * K * S, 2]
+    field_x = tf.reshape(sampled[..., 0], [frames, limbs, k, k, SAMPLES])
+    field_y = tf.reshape(sampled[..., 1], [frames, limbs, k, k, SAMPLES])
+    alignment = field_x * ux[..., None] + field_y * uy[..., None]  # [N, L, K, K, S]
     aligned_share = tf.reduce_mean(tf.cast(alignment > ALIGNMENT_THRESHOLD, tf.float32), axis=-1)
     score = tf.reduce_mean(alignment, axis=-1)
     # Limbs a few pixels long cross only a pixel or two of field: judge those by the mean alignment alone.
@@ -49,132 +61,152 @@ def limb_scores(pafs, limb, xy, scores):
     tiny = length < TINY_LIMB_PX
     score = tf.where(tiny, tf.maximum(score, TINY_LIMB_SCORE * (1.0 - length / TINY_LIMB_PX) + 1e-3), score)
     aligned = aligned | tiny
-    valid = aligned & (score > 0) & (scores[parent][:, None] > 0) & (scores[child][None, :] > 0)
+    has_parent = tf.gather(scores, PARENTS, axis=1)[..., :, None] > 0
+    has_child = tf.gather(scores, CHILDREN, axis=1)[..., None, :] > 0
+    valid = aligned & (score > 0) & has_parent & has_child
     return tf.where(valid, score, tf.zeros_like(score))
 
 
 def greedy_matches(score_matrix):
-    """One-to-one pairs in decreasing score: [K] child index per parent candidate (-1: none).
+    """One-to-one pairs in decreasing score: [..., K] child index per parent candidate (-1: none).
 
     Greedy matching in rounds: every pair that is the best of both its row and its column would be taken by the
     one-pair-at-a-time greedy too (nothing that outscores it competes for its row or column), so each round takes
-    all of them at once and removes their rows and columns. A round always takes the first top-scoring pair, so
-    at most K rounds; usually two or three, where one pair per step needs K steps.
+    all of them at once and removes their rows and columns. A round takes at least the top-scoring pair left, so K
+    rounds (K known when the graph is built) finish every matrix; the rounds after the last pair change nothing.
     """
-    k = tf.shape(score_matrix)[0]
-    match = tf.fill([k], -1)
-
-    def body(i, matrix, match):
-        row_best = tf.argmax(matrix, axis=1, output_type=tf.int32)  # [K] best column of each row
-        col_best = tf.argmax(matrix, axis=0, output_type=tf.int32)  # [K] best row of each column
-        mutual = (tf.gather(col_best, row_best) == tf.range(k)) & (tf.reduce_max(matrix, axis=1) > 0)
-        match = tf.ensure_shape(tf.where(mutual, row_best, match), score_matrix.shape[:1])
-        taken_cols = tf.reduce_any(tf.one_hot(row_best, k, on_value=True, off_value=False) & mutual[:, None], axis=0)
-        cleared = tf.where(mutual[:, None] | taken_cols[None, :], tf.zeros_like(matrix), matrix)
-        return i + 1, tf.ensure_shape(cleared, score_matrix.shape), match
-
-    def more(i, matrix, _):
-        return (i < k) & tf.reduce_any(matrix > 0)
-
-    _, _, match = tf.while_loop(more, body, (0, score_matrix, match))
+    k = score_matrix.shape[-1]
+    matrix = tf.convert_to_tensor(score_matrix)
+    match = -tf.ones_like(matrix[..., 0], tf.int32)
+    for _ in range(k):
+        row_best = tf.argmax(matrix, axis=-1, output_type=tf.int32)  # [..., K] best column of each row
+        col_best = tf.argmax(matrix, axis=-2, output_type=tf.int32)  # [..., K] best row of each column
+        best_of_row = row_best[..., :, None] == tf.range(k)  # [..., row, column]
+        best_of_column = col_best[..., None, :] == tf.range(k)[:, None]
+        mutual_pairs = best_of_row & best_of_column & (matrix > 0)
+        mutual = tf.reduce_any(mutual_pairs, axis=-1)
+        match = tf.where(mutual, row_best, match)
+        taken_columns = tf.reduce_any(mutual_pairs, axis=-2)
+        matrix = tf.where(mutual[..., :, None] | taken_columns[..., None, :], tf.zeros_like(matrix), matrix)
     return match
 
 
 def _merge_split_people(person_joint, owner, limb_total, parent, child, matches):
-    """A matched pair whose ends belong to two people with no joint in common joins them into one (OpenPose)."""
-    k = tf.shape(matches)[0]
+    """A matched pair whose ends belong to two people with no joint in common joins them into one (OpenPose).
 
-    def body(i, person_joint, owner, limb_total):
-        j = matches[i]
-        a = owner[parent, i]
-        b = owner[child, tf.maximum(j, 0)]
-        disjoint = tf.reduce_all((person_joint[tf.maximum(a, 0)] < 0) | (person_joint[tf.maximum(b, 0)] < 0))
-        merge = (j >= 0) & (a >= 0) & (b >= 0) & tf.not_equal(a, b) & disjoint
+    All pairs of the limb at once. That is what taking them one by one gives: a person holds one candidate per
+    joint and matching is one-to-one, so a person in two pairs shares a joint with one of the others, and those
+    pairs never merge; the merging pairs are on people no other merging pair touches.
 
-        def do_merge():
-            joined = tf.where(person_joint[a] >= 0, person_joint[a], person_joint[b])
-            updated = tf.tensor_scatter_nd_update(person_joint, [[a], [b]],
-                                                  tf.stack([joined, -tf.ones_like(joined)]))
-            totals = tf.tensor_scatter_nd_update(limb_total, [[a], [b]], tf.stack([limb_total[a] + limb_total[b], 0.0]))
-            return updated, tf.where(owner == b, a, owner), totals
-
-        person_joint, owner, limb_total = tf.cond(merge, do_merge, lambda: (person_joint, owner, limb_total))
-        return i + 1, person_joint, owner, limb_total
-
-    a = owner[parent]
-    b = tf.gather(owner[child], tf.maximum(matches, 0))
-    any_split = tf.reduce_any((matches >= 0) & (a >= 0) & (b >= 0) & tf.not_equal(a, b))
-    return tf.cond(any_split,  # usually no pair spans two people: skip the loop
-                   lambda: tf.while_loop(lambda i, *_: i < k, body, (0, person_joint, owner, limb_total))[1:],
-                   lambda: (person_joint, owner, limb_total))
+    Args:
+        person_joint: [N, C, J]; owner: [N, J, K]; limb_total: [N, C]; matches: [N, K] of this limb.
+    """
+    slots = tf.range(person_joint.shape[1])
+    a = owner[:, parent]  # [N, K] the parent candidate's person
+    b = take(owner[:, child], tf.maximum(matches, 0))  # the matched child's person
+    row_a = take(person_joint, tf.maximum(a, 0))  # [N, K, J]
+    row_b = take(person_joint, tf.maximum(b, 0))
+    disjoint = tf.reduce_all((row_a < 0) | (row_b < 0), axis=-1)
+    merge = (matches >= 0) & (a >= 0) & (b >= 0) & tf.not_equal(a, b) & disjoint  # [N, K]
+    into = (a[:, :, None] == slots) & merge[:, :, None]  # [N, K, C]: pair i's merged person goes to slot c
+    emptied = tf.reduce_any((b[:, :, None] == slots) & merge[:, :, None], axis=1)  # [N, C]
+    joined = tf.where(row_a >= 0, row_a, row_b)  # [N, K, J]
+    joined_at_slot = tf.reduce_max(tf.where(into[..., None], joined[:, :, None, :], -1), axis=1)  # [N, C, J]
+    gaining = tf.reduce_any(into, axis=1)
+    person_joint = tf.where(gaining[..., None], joined_at_slot,
+                            tf.where(emptied[..., None], -tf.ones_like(person_joint), person_joint))
+    gained = tf.reduce_sum(tf.where(into, take(limb_total, tf.maximum(b, 0))[:, :, None], 0.0), axis=1)
+    limb_total = tf.where(emptied, 0.0, limb_total + gained)
+    relabel = (owner[..., None] == b[:, None, None, :]) & merge[:, None, None, :]  # [N, J, K, pair]
+    owner = tf.where(tf.reduce_any(relabel, axis=-1), tf.reduce_max(tf.where(relabel, a[:, None, None, :], -1), -1),
+                     owner)
+    return person_joint, owner, limb_total
 
 
 def group_people(xy, scores, pafs, max_people=10, min_joints=3):
-    """Assemble people in one image.
+    """Assemble people in a batch of frames.
 
     Args:
-        xy: [J, K, 2] joint candidates (output pixels); scores: [J, K] (0 = no candidate); pafs: [H, W, 2L].
+        xy: [N, J, K, 2] joint candidates (output pixels), K known when the graph is built; scores: [N, J, K]
+            (0 = no candidate); pafs: [N, H, W, 2L].
 
     Returns:
-        keypoints [P, J, 2], keypoint_scores [P, J] (0 = not found), person_scores [P], num_people (scalar),
+        keypoints [N, P, J, 2], keypoint_scores [N, P, J] (0 = not found), person_scores [N, P], num_people [N],
         with P = `max_people`, people sorted by score; groups of fewer than `min_joints` joints are dropped.
     """
-    k = tf.shape(scores)[1]
+    xy, scores = tf.cast(xy, tf.float32), tf.cast(scores, tf.float32)
+    k = xy.shape[2]
     capacity = NUM_JOINTS * k  # enough slots for every candidate to start a person
-    owner = -tf.ones([NUM_JOINTS, k], tf.int32)  # person slot of each candidate
-    person_joint = -tf.ones([capacity, NUM_JOINTS], tf.int32)  # candidate index per person and joint
-    limb_total = tf.zeros([capacity], tf.float32)
-    next_slot = tf.constant(0)
+    pair_scores = limb_scores(xy, scores, pafs)  # [N, L, K, K]
+    all_matches = greedy_matches(pair_scores)  # [N, L, K]
+    frame_of_pair = batch_index_like(all_matches[:, 0])  # [N, K]
+
+    def pick(values, index):  # values [N, M] at index [N, K]
+        return tf.gather_nd(values, tf.stack([frame_of_pair, index], axis=-1))
+
+    # per joint (a list, so that updating a joint is a list item, not an op): each candidate's person slot [N, K],
+    # and each person slot's candidate [N, C]
+    owner = [-tf.ones_like(all_matches[:, 0])] * NUM_JOINTS
+    person_joint = [-tf.ones([tf.shape(xy)[0], capacity], tf.int32)] * NUM_JOINTS
+    limb_total = tf.zeros([tf.shape(xy)[0], capacity], tf.float32)
+    next_slot = tf.zeros_like(all_matches[:, 0, 0])
+    candidates, slots = tf.range(k), tf.range(capacity)
     for limb, (parent, child) in enumerate(PAF_LIMBS):
-        pair_scores = limb_scores(pafs, limb, xy, scores)
-        matches = greedy_matches(pair_scores)
-        parents = tf.range(k)
+        matches = all_matches[:, limb]
         has_match = matches >= 0
         child_index = tf.maximum(matches, 0)
         parent_owner = owner[parent]
-        child_owner = tf.gather(owner[child], child_index)
+        child_owner = pick(owner[child], child_index)
         # a pair joins the parent's person, else the child's, else starts a new person; a pair whose ends are in two
         # people already (only an extra limb's can be) is left to the merge below
         has_match = has_match & ~((parent_owner >= 0) & (child_owner >= 0) & tf.not_equal(parent_owner, child_owner))
         # nor does a pair replace a joint its person already holds (an extra limb reaching a second left shoulder)
-        holds_child = tf.gather(person_joint[:, child], tf.maximum(parent_owner, 0)) >= 0
-        holds_parent = tf.gather(person_joint[:, parent], tf.maximum(child_owner, 0)) >= 0
+        holds_child = pick(person_joint[child], tf.maximum(parent_owner, 0)) >= 0
+        holds_parent = pick(person_joint[parent], tf.maximum(child_owner, 0)) >= 0
         has_match = has_match & ~((parent_owner >= 0) & (child_owner < 0) & holds_child) & ~(
             (child_owner >= 0) & (parent_owner < 0) & holds_parent)
-        starts = has_match & (parent_owner < 0) & (child_owner < 0)
-        new_slots = next_slot + tf.cumsum(tf.cast(starts, tf.int32)) - 1
+        starts = tf.cast(has_match & (parent_owner < 0) & (child_owner < 0), tf.int32)
+        new_slots = next_slot[:, None] + tf.cumsum(starts, axis=1) - 1
         slot = tf.where(parent_owner >= 0, parent_owner, tf.where(child_owner >= 0, child_owner, new_slots))
-        next_slot = next_slot + tf.reduce_sum(tf.cast(starts, tf.int32))
-        chosen = tf.boolean_mask(tf.stack([slot, parents, child_index], axis=-1), has_match)
-        slots, parent_idx, child_idx = chosen[:, 0], chosen[:, 1], chosen[:, 2]
-        person_joint = tf.tensor_scatter_nd_update(
-            person_joint, tf.stack([slots, tf.fill(tf.shape(slots), parent)], -1), parent_idx)
-        person_joint = tf.tensor_scatter_nd_update(
-            person_joint, tf.stack([slots, tf.fill(tf.shape(slots), child)], -1), child_idx)
-        owner = tf.tensor_scatter_nd_update(owner, tf.stack([tf.fill(tf.shape(parent_idx), parent), parent_idx], -1),
-                                            slots)
-        owner = tf.tensor_scatter_nd_update(owner, tf.stack([tf.fill(tf.shape(child_idx), child), child_idx], -1),
-                                            slots)
-        gained = tf.gather_nd(pair_scores, tf.stack([parent_idx, child_idx], -1))
-        limb_total = tf.tensor_scatter_nd_add(limb_total, slots[:, None], gained)
+        next_slot = next_slot + tf.reduce_sum(starts, axis=1)
+        # dense updates (one pair per slot): in_slot[n, i, c] says parent candidate i's pair goes to person slot c
+        in_slot = (slot[:, :, None] == slots) & has_match[:, :, None]  # [N, K, C]
+        filled = tf.reduce_any(in_slot, axis=1)  # [N, C]
+        person_joint[parent] = tf.where(filled, tf.reduce_max(tf.where(in_slot, candidates[:, None], -1), axis=1),
+                                        person_joint[parent])
+        person_joint[child] = tf.where(filled, tf.reduce_max(tf.where(in_slot, child_index[:, :, None], -1), axis=1),
+                                       person_joint[child])
+        child_pick = (child_index[:, :, None] == candidates) & has_match[:, :, None]  # [N, parent K, child K]
+        child_slot = tf.reduce_max(tf.where(child_pick, slot[:, :, None], -1), axis=1)
+        owner[parent] = tf.where(has_match, slot, parent_owner)
+        owner[child] = tf.where(tf.reduce_any(child_pick, axis=1), child_slot, owner[child])
+        gained = tf.reduce_sum(tf.where(child_pick, pair_scores[:, limb], 0.0), axis=-1)  # [N, K]
+        limb_total = limb_total + tf.reduce_sum(tf.where(in_slot, gained[:, :, None], 0.0), axis=1)
         if limb >= len(LIMBS):  # along the tree, a child joint has no person yet: nothing to merge
-            person_joint, owner, limb_total = _merge_split_people(person_joint, owner, limb_total, parent, child,
-                                                                  matches)
+            joined, owned, limb_total = _merge_split_people(tf.stack(person_joint, axis=-1),
+                                                            tf.stack(owner, axis=1), limb_total, parent, child,
+                                                            matches)
+            person_joint, owner = tf.unstack(joined, NUM_JOINTS, axis=-1), tf.unstack(owned, NUM_JOINTS, axis=1)
+    return _ranked_people(xy, scores, tf.stack(person_joint, axis=-1), limb_total, max_people, min_joints)
 
-    found = person_joint >= 0  # [C, J]
+
+def _ranked_people(xy, scores, person_joint, limb_total, max_people, min_joints):
+    """The `max_people` best-scoring assembled people of each frame, padded with zeros."""
+    found = person_joint >= 0  # [N, C, J]
     safe = tf.maximum(person_joint, 0)
-    joint_ids = tf.broadcast_to(tf.range(NUM_JOINTS)[None, :], tf.shape(safe))
-    keypoints = tf.gather_nd(xy, tf.stack([joint_ids, safe], -1))  # [C, J, 2]
-    keypoint_scores = tf.where(found, tf.gather_nd(scores, tf.stack([joint_ids, safe], -1)), 0.0)
+    joint_ids = tf.broadcast_to(tf.range(NUM_JOINTS), tf.shape(safe))
+    index = tf.stack([batch_index_like(safe), joint_ids, safe], axis=-1)
+    keypoints = tf.gather_nd(xy, index)  # [N, C, J, 2]
+    keypoint_scores = tf.where(found, tf.gather_nd(scores, index), 0.0)
     count = tf.reduce_sum(tf.cast(found, tf.float32), axis=-1)
     person_scores = tf.math.divide_no_nan(tf.reduce_sum(keypoint_scores, -1) + limb_total, 2.0 * count)
     person_scores = tf.where(count >= min_joints, person_scores, 0.0)  # fewer joints: a fragment, not a person
-    order = tf.argsort(person_scores, direction="DESCENDING")[:max_people]
-    pad = tf.maximum(max_people - tf.shape(order)[0], 0)
-    order = tf.pad(order, [[0, pad]])
-    valid = tf.pad(tf.ones_like(order[: max_people - pad], tf.bool), [[0, pad]]) & (
-        tf.gather(person_scores, order) > 0)
-    keypoints = tf.where(valid[:, None, None], tf.gather(keypoints, order), 0.0)
-    keypoint_scores = tf.where(valid[:, None], tf.gather(keypoint_scores, order), 0.0)
-    person_scores = tf.where(valid, tf.gather(person_scores, order), 0.0)
-    return keypoints, keypoint_scores, person_scores, tf.reduce_sum(tf.cast(valid, tf.int32))
+    kept = min(max_people, person_joint.shape[1])
+    best, order = tf.math.top_k(person_scores, k=kept)  # [N, kept], ties: the earlier slot first
+    valid = best > 0
+    keypoints = tf.where(valid[..., None, None], take(keypoints, order), 0.0)
+    keypoint_scores = tf.where(valid[..., None], take(keypoint_scores, order), 0.0)
+    person_scores = tf.where(valid, best, 0.0)
+    pad = [[0, 0], [0, max_people - kept]]
+    return (tf.pad(keypoints, pad + [[0, 0], [0, 0]]), tf.pad(keypoint_scores, pad + [[0, 0]]),
+            tf.pad(person_scores, pad), tf.reduce_sum(tf.cast(valid, tf.int32), axis=-1))

@@ -9,8 +9,10 @@ from the pinhole model: X = (u - cx) z / fx, Y = (v - cy) z / fy, in metres, cam
 import tensorflow as tf
 
 from pose_tl.data.people.skeleton import JOINT_NAMES
+from pose_tl.decoding.indexing import batch_index_like, pixel_indices
 
 FOREGROUND_BAND_M = 0.3
+NO_READING_M = 1e6  # sorts after every reading; finite, as ONNX Runtime turns an infinite one into NaN here
 # Skin-to-joint-centre depth per joint (~ the body part's radius, metres), in `JOINT_NAMES` order. Measured on
 # ground-truth maps of synthetic people, per-joint offsets give mAP@10cm 0.67 where one 5 cm offset gives 0.60.
 JOINT_SURFACE_OFFSETS_M = tuple({
@@ -20,36 +22,51 @@ JOINT_SURFACE_OFFSETS_M = tuple({
 
 
 def depth_at_keypoints(depth_m, keypoints, window=5):
-    """Robust depth [P, J] at keypoints [P, J, 2] (x, y in depth pixels) of one frame depth_m [H, W]; 0 if none."""
-    height, width = tf.shape(depth_m)[0], tf.shape(depth_m)[1]
-    x = tf.clip_by_value(tf.cast(tf.floor(keypoints[..., 0]), tf.int32), 0, width - 1)
-    y = tf.clip_by_value(tf.cast(tf.floor(keypoints[..., 1]), tf.int32), 0, height - 1)
+    """Robust depth at keypoints (x, y in depth pixels); 0 where there is none.
+
+    One frame: depth_m [H, W], keypoints [..., 2] -> [...]; a batch: depth_m [N, H, W], keypoints [N, ..., 2].
+    """
+    depth_m = tf.convert_to_tensor(depth_m)
+    if len(depth_m.shape) == 2:
+        return depth_at_keypoints(depth_m[None], tf.convert_to_tensor(keypoints)[None], window)[0]
+    height, width = tf.shape(depth_m)[1], tf.shape(depth_m)[2]
+    y, x = pixel_indices(keypoints, height, width)
     # Gather only the windows at the keypoints (not every pixel's patch); outside the frame reads as no depth.
     steps = tf.range(window) - window // 2
     dy, dx = tf.meshgrid(steps, steps, indexing="ij")
-    window_y, window_x = y[..., None] + tf.reshape(dy, [-1]), x[..., None] + tf.reshape(dx, [-1])  # [P, J, w*w]
+    window_y, window_x = y[..., None] + tf.reshape(dy, [-1]), x[..., None] + tf.reshape(dx, [-1])  # [N, ..., w*w]
     inside = (window_y >= 0) & (window_y < height) & (window_x >= 0) & (window_x < width)
-    values = tf.gather_nd(depth_m, tf.stack([tf.clip_by_value(window_y, 0, height - 1),
+    values = tf.gather_nd(depth_m, tf.stack([batch_index_like(window_y), tf.clip_by_value(window_y, 0, height - 1),
                                              tf.clip_by_value(window_x, 0, width - 1)], axis=-1))
     valid = inside & tf.math.is_finite(values) & (values > 0)
-    nearest = tf.reduce_min(tf.where(valid, values, float("inf")), axis=-1, keepdims=True)
+    nearest = tf.reduce_min(tf.where(valid, values, NO_READING_M), axis=-1, keepdims=True)
     foreground = valid & (values <= nearest + FOREGROUND_BAND_M)
-    ordered = tf.sort(tf.where(foreground, values, float("inf")), axis=-1)
+    ordered = tf.sort(tf.where(foreground, values, NO_READING_M), axis=-1)
     count = tf.reduce_sum(tf.cast(foreground, tf.int32), axis=-1)
-    median = tf.gather(ordered, tf.maximum(count - 1, 0) // 2, batch_dims=2)
+    middle = tf.range(window * window) == (tf.maximum(count - 1, 0) // 2)[..., None]
+    median = tf.reduce_sum(tf.where(middle, ordered, 0.0), axis=-1)
     return tf.where(count > 0, median, 0.0)
 
 
 def lift_to_camera_space(keypoints, depth_m, intrinsics, *, window=5, surface_offset_m=0.0):
     """keypoints [P, J, 2] (depth pixels) -> xyz [P, J, 3] metres and has_depth [P, J].
 
-    `surface_offset_m` is a scalar, one value per joint ([J]) or per keypoint ([P, J], learned joint depths), added
-    to the depth read at the surface.
+    A batch as well: keypoints [N, P, J, 2], depth_m [N, H, W], intrinsics [N, 4]. `surface_offset_m` is a scalar,
+    one value per joint ([J]) or per keypoint (learned joint depths), added to the depth read at the surface.
     """
     z = depth_at_keypoints(depth_m, keypoints, window)
     has_depth = z > 0
     z = tf.where(has_depth, z + tf.cast(surface_offset_m, z.dtype), 0.0)
-    fx, fy, cx, cy = tf.unstack(tf.cast(intrinsics, tf.float32))
+    fx, fy, cx, cy = per_frame_intrinsics(intrinsics, len(z.shape))
     x = (keypoints[..., 0] - cx) * z / fx
     y = (keypoints[..., 1] - cy) * z / fy
     return tf.stack([x, y, z], axis=-1), has_depth
+
+
+def per_frame_intrinsics(intrinsics, rank):
+    """(fx, fy, cx, cy) of intrinsics [4] or [N, 4], shaped to broadcast against a [N, ...] tensor of `rank`."""
+    intrinsics = tf.cast(intrinsics, tf.float32)
+    values = tf.unstack(intrinsics, axis=-1)
+    if len(intrinsics.shape) == 1:
+        return values
+    return [tf.reshape(value, [-1] + [1] * (rank - 1)) for value in values]

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from pose_tl.data.people.skeleton import LIMBS, NUM_JOINTS
+from pose_tl.decoding.lifting import per_frame_intrinsics
 
 # Mean bone lengths (metres) of a 1.7 m adult in the synthetic engine's proportions, in `LIMBS` order.
 DEFAULT_BONE_LENGTHS = (0.17, 0.18, 0.18, 0.29, 0.32, 0.29, 0.32, 0.27, 0.25, 0.25, 0.42, 0.43, 0.42, 0.43)
@@ -36,70 +37,67 @@ def _incoming(child):
 
 
 def infer_missing_joints(xyz, found, bone_lengths=DEFAULT_BONE_LENGTHS):
-    """Fill joints of xyz [P, J, 3] where `found` [P, J] is False from connected found joints.
+    """Fill joints of xyz [..., J, 3] where `found` [..., J] is False from connected found joints.
 
     Returns:
-        (xyz [P, J, 3], inferred [P, J] bool); joints with no found neighbour chain stay as they were, not inferred.
+        (xyz [..., J, 3], inferred [..., J] bool); joints with no found neighbour chain stay as they were, not
+        inferred. Joints are handled as a list of per-joint tensors, so an update is a list item, not an op.
     """
-    known = tf.cast(found, tf.bool)
-    inferred = tf.zeros_like(known)
+    points = tf.unstack(xyz, NUM_JOINTS, axis=-2)
+    known = tf.unstack(tf.cast(found, tf.bool), NUM_JOINTS, axis=-1)
+    inferred = [tf.zeros_like(known[0])] * NUM_JOINTS
     down = tf.constant(DOWN, xyz.dtype)
     for _ in range(2):  # two sweeps: children from parents, then parents from children
         for limb, (parent, child) in enumerate(LIMBS):
             length = float(bone_lengths[limb])
-            grand_limb, grand = _incoming(parent)
+            _, grand = _incoming(parent)
+            direction = down
             if grand is not None:
-                incoming = xyz[:, parent] - xyz[:, grand]
-                usable = known[:, parent] & known[:, grand] & (tf.norm(incoming, axis=-1) > 1e-6)
-                direction = tf.where(usable[:, None], tf.math.l2_normalize(incoming, axis=-1), down)
-            else:
-                direction = tf.broadcast_to(down, tf.shape(xyz[:, parent]))
-            fill_child = known[:, parent] & ~known[:, child]
-            fill_parent = known[:, child] & ~known[:, parent]
-            child_xyz = tf.where(fill_child[:, None], xyz[:, parent] + direction * length, xyz[:, child])
-            parent_xyz = tf.where(fill_parent[:, None], xyz[:, child] - direction * length, xyz[:, parent])
-            xyz = _set_joint(_set_joint(xyz, child, child_xyz), parent, parent_xyz)
-            inferred = _set_joint(_set_joint(inferred, child, inferred[:, child] | fill_child), parent,
-                                  inferred[:, parent] | fill_parent)
-            known = _set_joint(_set_joint(known, child, known[:, child] | fill_child), parent,
-                               known[:, parent] | fill_parent)
-    return xyz, inferred
-
-
-def _set_joint(tensor, joint, value):
-    """tensor[:, joint] = value, functionally (one select, not a restack of every joint: decoding runs it often)."""
-    rank = len(tensor.shape)
-    mask = tf.reshape(tf.range(NUM_JOINTS) == joint, [1, NUM_JOINTS] + [1] * (rank - 2))
-    return tf.where(mask, tf.expand_dims(value, 1), tensor)
+                incoming = points[parent] - points[grand]
+                usable = known[parent] & known[grand] & (tf.norm(incoming, axis=-1) > 1e-6)
+                direction = tf.where(usable[..., None], tf.math.l2_normalize(incoming, axis=-1), down)
+            fill_child = known[parent] & ~known[child]
+            fill_parent = known[child] & ~known[parent]
+            points[child], points[parent] = (
+                tf.where(fill_child[..., None], points[parent] + direction * length, points[child]),
+                tf.where(fill_parent[..., None], points[child] - direction * length, points[parent]))
+            inferred[child], inferred[parent] = inferred[child] | fill_child, inferred[parent] | fill_parent
+            known[child], known[parent] = known[child] | fill_child, known[parent] | fill_parent
+    return tf.stack(points, axis=-2), tf.stack(inferred, axis=-1)
 
 
 def occluded_by_depth(xyz, found, bone_lengths=DEFAULT_BONE_LENGTHS, margin_m=0.15):
-    """[P, J] True where a found joint reads a depth nearer than any connected found joint allows.
+    """[..., J] True where a found joint reads a depth nearer than any connected found joint allows.
 
     A joint behind an occluder sits where the heatmap says in 2D, but the depth there is the occluder's surface:
     nearer than its neighbour's depth minus the bone between them.
     """
-    z = xyz[..., 2]
-    too_near = tf.zeros_like(found)
+    z = tf.unstack(xyz[..., 2], NUM_JOINTS, axis=-1)
+    found = tf.unstack(found, NUM_JOINTS, axis=-1)
+    too_near = [tf.zeros_like(found[0])] * NUM_JOINTS
     for limb, (a, b) in enumerate(LIMBS):
         limit = float(bone_lengths[limb]) + margin_m
-        both = found[:, a] & found[:, b]
-        too_near = _set_joint(too_near, a, too_near[:, a] | (both & (z[:, a] < z[:, b] - limit)))
-        too_near = _set_joint(too_near, b, too_near[:, b] | (both & (z[:, b] < z[:, a] - limit)))
-    return too_near
+        both = found[a] & found[b]
+        too_near[a] = too_near[a] | (both & (z[a] < z[b] - limit))
+        too_near[b] = too_near[b] | (both & (z[b] < z[a] - limit))
+    return tf.stack(too_near, axis=-1)
 
 
 def depth_from_neighbours(keypoints, xyz, usable, target, intrinsics):
-    """For joints in `target`, keep the 2D position and take z as the mean z of connected usable joints."""
-    total = tf.zeros_like(xyz[..., 2])
-    count = tf.zeros_like(xyz[..., 2])
+    """For joints in `target`, keep the 2D position and take z as the mean z of connected usable joints.
+
+    keypoints [..., J, 2], xyz [..., J, 3], usable / target [..., J]; intrinsics [4], or [N, 4] for [N, ...].
+    """
+    z = tf.unstack(xyz[..., 2], NUM_JOINTS, axis=-1)
+    weight = tf.unstack(tf.cast(usable, xyz.dtype), NUM_JOINTS, axis=-1)
+    total, count = [0.0] * NUM_JOINTS, [0.0] * NUM_JOINTS
     for a, b in LIMBS:
         for joint, other in ((a, b), (b, a)):
-            add = tf.cast(usable[:, other], xyz.dtype)
-            total = _set_joint(total, joint, total[:, joint] + add * xyz[:, other, 2])
-            count = _set_joint(count, joint, count[:, joint] + add)
-    z = tf.math.divide_no_nan(total, count)
+            total[joint] = total[joint] + weight[other] * z[other]
+            count[joint] = count[joint] + weight[other]
+    count = tf.stack(count, axis=-1)
+    z = tf.math.divide_no_nan(tf.stack(total, axis=-1), count)
     fixable = target & (count > 0)
-    fx, fy, cx, cy = tf.unstack(tf.cast(intrinsics, xyz.dtype))
+    fx, fy, cx, cy = per_frame_intrinsics(intrinsics, len(z.shape))
     lifted = tf.stack([(keypoints[..., 0] - cx) * z / fx, (keypoints[..., 1] - cy) * z / fy, z], axis=-1)
     return tf.where(fixable[..., None], lifted, xyz), fixable

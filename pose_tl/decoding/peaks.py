@@ -24,7 +24,9 @@ def find_peaks(heatmaps, threshold=0.1, max_peaks=8):
     pooled = tf.nn.max_pool2d(ranked, ksize=3, strides=1, padding="SAME")
     peaks = tf.where((ranked >= pooled) & (heatmaps > threshold), heatmaps, tf.zeros_like(heatmaps))
     flat = tf.reshape(tf.transpose(peaks, [0, 3, 1, 2]), [n, joints, height * width])
-    k = tf.minimum(max_peaks, height * width)
+    # K is fixed when the graph is built (decoding unrolls its loops over it): maps of known size bound it
+    static_pixels = (heatmaps.shape[1] or 0) * (heatmaps.shape[2] or 0)
+    k = min(max_peaks, static_pixels) if static_pixels else max_peaks
     scores, index = tf.math.top_k(flat, k=k)
     y = index // width
     x = index % width

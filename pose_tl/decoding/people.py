@@ -1,10 +1,14 @@
-"""From the pose head's maps and the depth frame to people with 3D skeletons, for a batch, in TensorFlow ops."""
+"""From the pose head's maps and the depth frame to people with 3D skeletons, for a batch, in TensorFlow ops.
+
+The whole batch is decoded at once (no per-frame loop): see `grouping`.
+"""
 
 import tensorflow as tf
 
 from pose_tl.data.people.skeleton import NUM_JOINTS
-from pose_tl.decoding.grouping import group_people, sample_at_pixels
-from pose_tl.decoding.lifting import JOINT_SURFACE_OFFSETS_M, lift_to_camera_space
+from pose_tl.decoding.grouping import group_people
+from pose_tl.decoding.indexing import batch_index_like, pixel_indices
+from pose_tl.decoding.lifting import JOINT_SURFACE_OFFSETS_M, lift_to_camera_space, per_frame_intrinsics
 from pose_tl.decoding.occlusion import (DEFAULT_BONE_LENGTHS, depth_from_neighbours, infer_missing_joints,
                                         occluded_by_depth)
 from pose_tl.decoding.peaks import find_peaks
@@ -29,45 +33,34 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=No
         camera frame), keypoint_scores [N, P, J], keypoint_inferred [N, P, J] (bool), person_scores [N, P].
     """
     xy, scores = find_peaks(heatmaps, threshold=peak_threshold, max_peaks=max_peaks)
+    keypoints, keypoint_scores, person_scores, count = group_people(xy, scores, pafs, max_people=max_people)
+    keypoints_px = keypoints * float(stride)  # [N, P, J, 2]
+    offset = (read_joint_maps(joint_depth, keypoints) if joint_depth is not None
+              else tf.constant(surface_offset_m, tf.float32))
+    depth_m, intrinsics = tf.cast(depth_m, tf.float32), tf.cast(intrinsics, tf.float32)
+    xyz, has_depth = lift_to_camera_space(keypoints_px, depth_m, intrinsics, surface_offset_m=offset)
+    found = (keypoint_scores >= min_joint_score) & has_depth
 
-    learned_depth = joint_depth is not None
-    if not learned_depth:
-        joint_depth = tf.zeros_like(heatmaps[..., :1])  # a placeholder for map_fn; not read
+    hidden = occluded_by_depth(xyz, found, bone_lengths)  # found in 2D, but depth reads the occluder
+    xyz, depth_inferred = depth_from_neighbours(keypoints_px, xyz, found & ~hidden, hidden, intrinsics)
+    found = found & ~hidden
+    xyz, inferred = infer_missing_joints(xyz, found | depth_inferred, bone_lengths)
+    inferred = inferred | depth_inferred
 
-    def one_frame(args):
-        frame_xy, frame_scores, frame_pafs, frame_depth, frame_intrinsics, frame_joint_depth = args
-        keypoints, keypoint_scores, person_scores, count = group_people(frame_xy, frame_scores, frame_pafs,
-                                                                        max_people=max_people)
-        keypoints_px = keypoints * float(stride)
-        offset = (read_joint_maps(frame_joint_depth, keypoints) if learned_depth
-                  else tf.constant(surface_offset_m, tf.float32))
-        xyz, has_depth = lift_to_camera_space(keypoints_px, frame_depth, frame_intrinsics, surface_offset_m=offset)
-        found = (keypoint_scores >= min_joint_score) & has_depth
-        hidden = occluded_by_depth(xyz, found, bone_lengths)  # found in 2D, but depth reads the occluder
-        xyz, depth_inferred = depth_from_neighbours(keypoints_px, xyz, found & ~hidden, hidden, frame_intrinsics)
-        found = found & ~hidden
-        xyz, inferred = infer_missing_joints(xyz, found | depth_inferred, bone_lengths)
-        inferred = inferred | depth_inferred
-        fx, fy, cx, cy = tf.unstack(frame_intrinsics)
-        projected = tf.stack([xyz[..., 0] / tf.maximum(xyz[..., 2], 1e-6) * fx + cx,
-                              xyz[..., 1] / tf.maximum(xyz[..., 2], 1e-6) * fy + cy], axis=-1)
-        keypoints_px = tf.where((inferred & ~depth_inferred)[..., None], projected, keypoints_px)
-        person = tf.range(max_people) < count
-        keep = person[:, None] & (found | inferred)
-        return (count, tf.where(keep[..., None], keypoints_px, 0.0), tf.where(keep[..., None], xyz, 0.0),
-                tf.where(found | depth_inferred, keypoint_scores, 0.0), inferred & person[:, None], person_scores)
-
-    signature = (tf.TensorSpec([], tf.int32), tf.TensorSpec([max_people, NUM_JOINTS, 2], tf.float32),
-                 tf.TensorSpec([max_people, NUM_JOINTS, 3], tf.float32),
-                 tf.TensorSpec([max_people, NUM_JOINTS], tf.float32),
-                 tf.TensorSpec([max_people, NUM_JOINTS], tf.bool), tf.TensorSpec([max_people], tf.float32))
-    outputs = tf.map_fn(one_frame, (xy, scores, tf.cast(pafs, tf.float32), tf.cast(depth_m, tf.float32),
-                                    tf.cast(intrinsics, tf.float32), tf.cast(joint_depth, tf.float32)),
-                        fn_output_signature=signature)
-    names = ("num_people", "keypoints_2d", "keypoints_3d", "keypoint_scores", "keypoint_inferred", "person_scores")
-    return dict(zip(names, outputs))
+    fx, fy, cx, cy = per_frame_intrinsics(intrinsics, 3)
+    projected = tf.stack([xyz[..., 0] / tf.maximum(xyz[..., 2], 1e-6) * fx + cx,
+                          xyz[..., 1] / tf.maximum(xyz[..., 2], 1e-6) * fy + cy], axis=-1)
+    keypoints_px = tf.where((inferred & ~depth_inferred)[..., None], projected, keypoints_px)
+    person = tf.range(max_people) < count[:, None]  # [N, P]
+    keep = person[..., None] & (found | inferred)
+    return {"num_people": count, "keypoints_2d": tf.where(keep[..., None], keypoints_px, 0.0),
+            "keypoints_3d": tf.where(keep[..., None], xyz, 0.0),
+            "keypoint_scores": tf.where(found | depth_inferred, keypoint_scores, 0.0),
+            "keypoint_inferred": inferred & person[..., None], "person_scores": person_scores}
 
 
 def read_joint_maps(maps, keypoints):
-    """maps [Ho, Wo, J] read at each person's joint: keypoints [P, J, 2] (x, y output pixels) -> [P, J]."""
-    return tf.linalg.diag_part(sample_at_pixels(maps, keypoints))  # [P, J, J]: joint j's pixel, joint j's map
+    """maps [N, Ho, Wo, J] read at each person's joint: keypoints [N, P, J, 2] (x, y output pixels) -> [N, P, J]."""
+    y, x = pixel_indices(keypoints, tf.shape(maps)[1], tf.shape(maps)[2])
+    joint = tf.broadcast_to(tf.range(NUM_JOINTS), tf.shape(y))
+    return tf.gather_nd(tf.cast(maps, tf.float32), tf.stack([batch_index_like(y), y, x, joint], axis=-1))

@@ -5,13 +5,14 @@ frame size, with resizing and depth preprocessing inside, and return `probabilit
 [N] int32. Class names are not a tensor there (string tensors are awkward in both runtimes); `pose_tl.json` beside
 the file lists them.
 
-A pose .tflite holds the whole SavedModel computation, decoding into people included (TFLite builtin ops only:
-its WHILE runs the per-frame loop), with both signatures (serving_default: depth; serving_with_intrinsics: depth,
-intrinsics) and the SavedModel's outputs.
+A pose .tflite holds the whole SavedModel computation, decoding into people included (TFLite builtin ops only),
+with both signatures (serving_default: depth; serving_with_intrinsics: depth, intrinsics) and the SavedModel's
+outputs. A pose .onnx holds the same graph with one entry point, serving_with_intrinsics's: inputs `depth` and
+`intrinsics` (an ONNX graph has one signature; pose_tl.json says how to compute the Kinect v2 default).
 
 The network is converted in float32 whatever precision it was trained under: TFLite's and ONNX Runtime's CPU
-kernels have no bfloat16 convolutions, and the variables are float32 anyway. Pose models for ONNX and detectors
-export as SavedModels only; `NOT_CONVERTIBLE` says why, as measured with TF 2.21, tf2onnx 1.17 and onnxruntime 1.32.
+kernels have no bfloat16 convolutions, and the variables are float32 anyway. Detectors export as SavedModels only;
+`NOT_CONVERTIBLE` says why, as measured with TF 2.21, tf2onnx 1.17 and onnxruntime 1.32.
 """
 
 import json
@@ -32,10 +33,11 @@ from pose_tl.training.precision import dtype_policy
 FILE_NAMES = {"tflite": "model.tflite", "onnx": "model.onnx"}
 OUTPUTS = ("probabilities", "class_ids")
 ONNX_OPSET = 17  # onnxruntime >= 1.14 runs it
+ONNX_POSE_INPUTS = ("depth uint16 [N,H,W] mm, intrinsics float32 [N,4] fx,fy,cx,cy of those frames (Kinect v2: "
+                    "fx = fy = 365.5 * W / 512, cx = W / 2, cy = H / 2)")
 DEPTH_SPEC = tf.TensorSpec([None, None, None], tf.uint16, name="depth")
+INTRINSICS_SPEC = tf.TensorSpec([None, 4], tf.float32, name="intrinsics")
 NOT_CONVERTIBLE = {
-    ("pose model", "onnx"): "onnxruntime cannot run the Loop nodes tf2onnx makes of its decoding "
-                            "(use --format tflite)",
     ("detector", "tflite"): "its RoIAlign and NMS need TensorFlow ops that TFLite has no builtin kernel for "
                             "(CropAndResize, CombinedNonMaxSuppression)",
     ("detector", "onnx"): "its proposals, RoIAlign and NMS are not converted",
@@ -88,9 +90,9 @@ def tflite_bytes(model, predict):
         return tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=[DEFAULT_SIGNATURE]).convert()
 
 
-def onnx_bytes(predict):
+def onnx_bytes(predict, input_signature=(DEPTH_SPEC,)):
     tf2onnx = import_tf2onnx()
-    proto, _ = tf2onnx.convert.from_function(predict, input_signature=[DEPTH_SPEC], opset=ONNX_OPSET,
+    proto, _ = tf2onnx.convert.from_function(predict, input_signature=list(input_signature), opset=ONNX_OPSET,
                                              output_path=None)
     return proto.SerializeToString()
 
@@ -113,6 +115,18 @@ def pose_tflite(model32, metadata, *, output_stride, bone_lengths):
         converter = tf.lite.TFLiteConverter.from_saved_model(
             str(Path(tmp) / "saved_model"), signature_keys=[DEFAULT_SIGNATURE, INTRINSICS_SIGNATURE])
         return converter.convert()
+
+
+def pose_onnx(model32, *, output_stride, bone_lengths):
+    """The .onnx bytes of a float32 pose model, decoding included: (depth, intrinsics) -> the SavedModel's outputs.
+
+    Decoding has no loops or conditionals (`pose_tl.decoding.grouping`), so it converts node for node.
+    """
+    from pose_tl.export.pose_saved_model import make_pose_predictor
+
+    predict = make_pose_predictor(model32, output_stride=output_stride, bone_lengths=bone_lengths)
+    people = tf.function(predict, input_signature=[DEPTH_SPEC, INTRINSICS_SPEC])
+    return onnx_bytes(people, (DEPTH_SPEC, INTRINSICS_SPEC))
 
 
 def task_of(model):
@@ -138,7 +152,7 @@ def export_model_file(model, destination, export_format, *, output_stride=None, 
         output_stride, bone_lengths: of a pose model, as for its SavedModel.
 
     Raises:
-        ModelFileError: `model` is a detector, a pose model for ONNX, or tf2onnx is not installed.
+        ModelFileError: `model` is a detector, or tf2onnx is not installed.
     """
     task = require_convertible(model, export_format)
     if export_format == "onnx":
@@ -150,7 +164,11 @@ def export_model_file(model, destination, export_format, *, output_stride=None, 
 
         bone_lengths = DEFAULT_BONE_LENGTHS if bone_lengths is None else bone_lengths
         metadata = pose_metadata(model, output_stride, bone_lengths)
-        blob = pose_tflite(model32, metadata, output_stride=output_stride, bone_lengths=bone_lengths)
+        if export_format == "tflite":
+            blob = pose_tflite(model32, metadata, output_stride=output_stride, bone_lengths=bone_lengths)
+        else:
+            blob = pose_onnx(model32, output_stride=output_stride, bone_lengths=bone_lengths)
+            metadata = {**metadata, "signatures": {"onnx": ONNX_POSE_INPUTS}}
     else:
         predict = classifier_function(model32)
         blob = tflite_bytes(model32, predict) if export_format == "tflite" else onnx_bytes(predict)
