@@ -1,8 +1,8 @@
 """Benchmark: pose accuracy on the held-out synthetic split, pretrained (HED) vs scratch, same budget, one run.
 
 Trains `recipes/pose_vgg16_depth.yaml` twice with identical data and schedule (more frames and epochs than the
-demo, and block 2 fine-tuned as well), once with its pretrained weights and once with `weights: none`, evaluates
-both on the test split and prints PCK@0.2, mAP@10 cm, MPJPE and OKS AP.
+demo, block 2 fine-tuned as well, learned joint depths), once with its pretrained weights and once with
+`weights: none`, evaluates both on the test split and prints PCK@0.2, mAP@10 cm, MPJPE and OKS AP.
 
     .venv/bin/python benchmarks/pose_accuracy.py [--train-frames 2500] [--finetune-epochs 5] [--out runs/bench]
         [--set model.pose.output_stride=2 ...]
@@ -22,11 +22,16 @@ RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "pose_vgg16_depth.
 # HED filters in block 2 cost the pretrained run most of its accuracy here (README, pose accuracy).
 FROZEN_UP_TO = "block1_pool"
 FINE_TUNED_BLOCKS = ("block2", "block3", "block4", "block5")
+# Learned joint depths: mAP@10 cm cannot pass ~0.70 with fixed surface offsets even from ground-truth maps
+# (benchmarks/pose_decoding_ceiling.py). At this budget they raised the pretrained run's mAP; at the demo's smaller
+# budget they cost accuracy, so the demo recipe leaves them off (README, pose accuracy).
+JOINT_DEPTH = "model.pose.joint_depth=true"
 
 
 def train_and_test(weights, args, out_root):
     overrides = [f"model.backbone.weights={weights}", f"data.synthetic.train_frames={args.train_frames}",
                  f"data.synthetic.test_frames={args.test_frames}", f"model.backbone.freeze.up_to={FROZEN_UP_TO}",
+                 JOINT_DEPTH,
                  f"train.phases=[{{name: head, epochs: {args.head_epochs}, learning_rate: 1.0e-3}}, "
                  f"{{name: finetune, epochs: {args.finetune_epochs}, learning_rate: 2.0e-4, schedule: cosine, "
                  f"unfreeze: [{', '.join(FINE_TUNED_BLOCKS)}]}}]", "train.tensorboard=false", *args.set]
