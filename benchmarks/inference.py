@@ -11,6 +11,7 @@ Random weights (latency does not depend on them). Rows, at batch 1 and 8:
 The ratio is to the backbone row of the same precision (the SavedModel runs under the recipe's `precision: auto`).
 
     .venv/bin/python benchmarks/inference.py [--input-size 96 128] [--frame-size 120 160] [--repeats 20] [--pose]
+        [--set model.pose.stages=1 ...]
 """
 
 import argparse
@@ -50,14 +51,15 @@ def build_classifier(input_size, policy):
         return build_model(recipe.model, ["c0", "c1", "c2", "c3"])
 
 
-def build_pose_model(input_size, policy):
+def build_pose_model(input_size, policy, overrides=()):
     from pose_tl.config import load_recipe
     from pose_tl.data.people.skeleton import JOINT_NAMES, PAF_LIMBS
     from pose_tl.models.factory import build_pose_model as build
     from pose_tl.training.precision import dtype_policy
 
     recipe = load_recipe(RECIPES / "pose_vgg16_depth.yaml",
-                         ["model.backbone.weights=none", f"model.input_size=[{input_size[0]}, {input_size[1]}]"])
+                         ["model.backbone.weights=none", f"model.input_size=[{input_size[0]}, {input_size[1]}]",
+                          *overrides])
     with dtype_policy(policy):
         return build(recipe.model, len(JOINT_NAMES), len(PAF_LIMBS)), recipe.model.pose.output_stride
 
@@ -138,7 +140,7 @@ def rows(args, policy, folder):
         table.append(("onnx", "float32", onnx_runner(export_model_file(model, folder / "onnx", "onnx")),
                       frames))
     if args.pose:
-        pose_model, stride = build_pose_model(args.input_size, policy)
+        pose_model, stride = build_pose_model(args.input_size, policy, args.set)
         export_pose_model(pose_model, folder / "pose", output_stride=stride)
         table.append(("pose network", policy, network_runner(pose_model), preprocessed))
         table.append(("pose saved_model", policy, saved_model_runner(folder / "pose"), frames))
@@ -168,6 +170,8 @@ def main():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--pose", action="store_true", help="also the pose SavedModel (decoding inside)")
     parser.add_argument("--no-onnx", action="store_true", help="skip onnxruntime (pose_tl[onnx] not installed)")
+    parser.add_argument("--set", action="append", default=[], help="pose recipe override, as `pose-tl train --set` "
+                        "(e.g. model.pose.stages=1)")
     args = parser.parse_args()
     from pose_tl.training.precision import resolve_precision
 
@@ -175,7 +179,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="inference_bench_") as tmp:
         results = time_rows(rows(args, policy, Path(tmp)), args.warmup, args.repeats)
     print(f"\nVGG16 depth classifier, input {args.input_size[0]}x{args.input_size[1]}, frames "
-          f"{args.frame_size[0]}x{args.frame_size[1]} uint16, {os.cpu_count()} CPU cores, median of {args.repeats}")
+          f"{args.frame_size[0]}x{args.frame_size[1]} uint16, {os.cpu_count()} CPU cores, median of {args.repeats}"
+          f"{'; pose: ' + ' '.join(args.set) if args.set else ''}")
     print(f"{'model':<18}{'precision':<16}{'batch':>6}{'ms/batch':>10}{'img/s':>9}{'x backbone':>12}")
     for (name, precision, batch), ms in results.items():
         ratio = ms / results[("backbone", precision, batch)]
