@@ -16,7 +16,7 @@ has more than 5 dimensions, TFLite's limit).
 import tensorflow as tf
 
 from pose_tl.data.people.skeleton import LIMBS, NUM_JOINTS, PAF_LIMBS
-from pose_tl.decoding.indexing import batch_index_like, pixel_indices, take, with_batch
+from pose_tl.decoding.indexing import batch_index_like, pixel_indices, take
 
 SAMPLES = 10
 MIN_ALIGNED_SHARE = 0.7  # share of samples whose PAF agrees with the segment
@@ -139,11 +139,6 @@ def group_people(xy, scores, pafs, max_people=10, min_joints=3):
     capacity = NUM_JOINTS * k  # enough slots for every candidate to start a person
     pair_scores = limb_scores(xy, scores, pafs)  # [N, L, K, K]
     all_matches = greedy_matches(pair_scores)  # [N, L, K]
-    frame_of_pair = batch_index_like(all_matches[:, 0])  # [N, K]
-
-    def pick(values, index):  # values [N, M] at index [N, K]
-        return tf.gather_nd(values, tf.stack([frame_of_pair, index], axis=-1))
-
     # per joint (a list, so that updating a joint is a list item, not an op): each candidate's person slot [N, K],
     # and each person slot's candidate [N, C]
     owner = [-tf.ones_like(all_matches[:, 0])] * NUM_JOINTS
@@ -156,13 +151,13 @@ def group_people(xy, scores, pafs, max_people=10, min_joints=3):
         has_match = matches >= 0
         child_index = tf.maximum(matches, 0)
         parent_owner = owner[parent]
-        child_owner = pick(owner[child], child_index)
+        child_owner = take(owner[child], child_index)
         # a pair joins the parent's person, else the child's, else starts a new person; a pair whose ends are in two
         # people already (only an extra limb's can be) is left to the merge below
         has_match = has_match & ~((parent_owner >= 0) & (child_owner >= 0) & tf.not_equal(parent_owner, child_owner))
         # nor does a pair replace a joint its person already holds (an extra limb reaching a second left shoulder)
-        holds_child = pick(person_joint[child], tf.maximum(parent_owner, 0)) >= 0
-        holds_parent = pick(person_joint[parent], tf.maximum(child_owner, 0)) >= 0
+        holds_child = take(person_joint[child], tf.maximum(parent_owner, 0)) >= 0
+        holds_parent = take(person_joint[parent], tf.maximum(child_owner, 0)) >= 0
         has_match = has_match & ~((parent_owner >= 0) & (child_owner < 0) & holds_child) & ~(
             (child_owner >= 0) & (parent_owner < 0) & holds_parent)
         starts = tf.cast(has_match & (parent_owner < 0) & (child_owner < 0), tf.int32)
