@@ -107,9 +107,13 @@ def onnx_runner(path, with_intrinsics=False):
 
 
 def kinect_v2_intrinsics(depth):
-    """What a pose SavedModel's serving_default assumes, for the .onnx that takes intrinsics as an input."""
+    """What a pose SavedModel's serving_default assumes (`default_intrinsics`), in numpy so the timed call stays
+    onnxruntime's, for the .onnx that takes intrinsics as an input."""
+    from pose_tl.data.people.engine import KINECT_V2_DEPTH
+
     batch, height, width = depth.shape
-    focal = 365.5 * width / 512
+    sensor_width, _, sensor_focal = KINECT_V2_DEPTH
+    focal = sensor_focal * width / sensor_width
     return np.tile(np.array([[focal, focal, width / 2, height / 2]], np.float32), (batch, 1))
 
 

@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from pose_tl.atomic import atomic_path
 from pose_tl.backbones.depth_preprocessing import depth_to_metres
+from pose_tl.data.people.engine import KINECT_V2_DEPTH
 from pose_tl.data.augment import resize_depth
 from pose_tl.errors import ModelFileError
 from pose_tl.export.saved_model import DEFAULT_SIGNATURE, METADATA_FILE, classifier_metadata
@@ -34,7 +35,7 @@ FILE_NAMES = {"tflite": "model.tflite", "onnx": "model.onnx"}
 OUTPUTS = ("probabilities", "class_ids")
 ONNX_OPSET = 17  # onnxruntime >= 1.14 runs it
 ONNX_POSE_INPUTS = ("depth uint16 [N,H,W] mm, intrinsics float32 [N,4] fx,fy,cx,cy of those frames (Kinect v2: "
-                    "fx = fy = 365.5 * W / 512, cx = W / 2, cy = H / 2)")
+                    "fx = fy = {2} * W / {0}, cx = W / 2, cy = H / 2)").format(*KINECT_V2_DEPTH)
 DEPTH_SPEC = tf.TensorSpec([None, None, None], tf.uint16, name="depth")
 INTRINSICS_SPEC = tf.TensorSpec([None, 4], tf.float32, name="intrinsics")
 NOT_CONVERTIBLE = {
