@@ -47,7 +47,7 @@ def box_scene(tilt_deg=5.0, camera_height_m=1.0, wall_m=4.0, person=((-0.25, 0.2
 def engine_settings(**changes):
     fields = dict(image_size=(HEIGHT, WIDTH), people=(1, 3), pose_classes=POSE_CLASSES, noise="kinect",
                   flying_pixels=False, dropout_rate=0.003, camera_height_m=(0.8, 2.0), camera_tilt_deg=(0.0, 25.0),
-                  distance_m=(1.5, 5.0))
+                  distance_m=(1.5, 5.0), facing_deg=(-180.0, 180.0))
     fields.update(changes)
     return types.SimpleNamespace(**fields)
 

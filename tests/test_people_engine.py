@@ -19,7 +19,8 @@ SMALL = (60, 80)  # same 3:4 aspect (so the same field of view) as the recipe de
 def settings(**changes):
     """Engine settings with the recipe defaults, at 60x80 unless changed."""
     fields = dict(image_size=SMALL, people=(1, 3), pose_classes=POSE_CLASSES, noise="kinect", flying_pixels=False,
-                  dropout_rate=0.003, camera_height_m=(0.8, 2.0), camera_tilt_deg=(0.0, 25.0), distance_m=(1.5, 5.0))
+                  dropout_rate=0.003, camera_height_m=(0.8, 2.0), camera_tilt_deg=(0.0, 25.0), distance_m=(1.5, 5.0),
+                  facing_deg=(-180.0, 180.0))
     fields.update(changes)
     return types.SimpleNamespace(**fields)
 
@@ -116,6 +117,24 @@ def test_zero_people_gives_empty_labels_and_an_empty_room():
     assert frame.joints_3d.shape == (0, NUM_JOINTS, 3) and frame.visibility.shape == (0, NUM_JOINTS)
     assert frame.pose_classes.shape == (0,)
     assert (frame.depth_mm > 0).all()  # walls and floor everywhere, within range
+
+
+def heading_from_camera_deg(joints_3d):
+    """0: the person faces the camera, 180: turns their back to it (untilted camera: y is the vertical)."""
+    across = joints_3d[JOINT["left_hip"]] - joints_3d[JOINT["right_hip"]]
+    forward = np.array([across[2], 0.0, -across[0]])  # up x across in the world, whose x and z are the camera's
+    return float(np.degrees(np.arccos(-forward[2] / np.linalg.norm(forward))))
+
+
+@pytest.mark.parametrize("facing_deg, low, high", [((-20.0, 20.0), 0.0, 20.0), ((150.0, 180.0), 150.0, 180.0)])
+def test_people_face_the_camera_within_the_settings_heading(facing_deg, low, high):
+    headings = []
+    for index in range(8):
+        frame = render_people_frame(3, index, settings(facing_deg=facing_deg, camera_tilt_deg=(0.0, 0.0),
+                                                       pose_classes=("standing",)))
+        headings += [heading_from_camera_deg(joints) for joints in frame.joints_3d]
+    assert len(headings) >= 8
+    assert all(low - 1e-6 <= h <= high + 1e-6 for h in headings), headings
 
 
 def test_pose_classes_come_from_the_settings():

@@ -137,7 +137,8 @@ def _check_data(recipe, src):
     ranges = {"data.augment.crop_scale": data.augment.crop_scale, "data.synthetic.people": data.synthetic.people,
               "data.synthetic.camera_height_m": data.synthetic.camera_height_m,
               "data.synthetic.camera_tilt_deg": data.synthetic.camera_tilt_deg,
-              "data.synthetic.distance_m": data.synthetic.distance_m}
+              "data.synthetic.distance_m": data.synthetic.distance_m,
+              "data.synthetic.facing_deg": data.synthetic.facing_deg}
     for name, (low, high) in ranges.items():
         if low > high:
             raise RecipeError(src, name, "expected [min, max] with min <= max", [low, high])

@@ -49,7 +49,8 @@ def synthetic_builder(data_config, seed):
         image_size=tuple(synthetic.image_size), people=tuple(synthetic.people),
         pose_classes=tuple(synthetic.pose_classes), noise=synthetic.noise, flying_pixels=synthetic.flying_pixels,
         dropout_rate=synthetic.dropout_rate, camera_height_m=tuple(synthetic.camera_height_m),
-        camera_tilt_deg=tuple(synthetic.camera_tilt_deg), distance_m=tuple(synthetic.distance_m))
+        camera_tilt_deg=tuple(synthetic.camera_tilt_deg), distance_m=tuple(synthetic.distance_m),
+        facing_deg=tuple(synthetic.facing_deg))
     frames = {"train": synthetic.train_frames, "validation": synthetic.validation_frames,
               "test": synthetic.test_frames}
     data_dir = synthetic.data_dir or cache_dir() / "tfds"

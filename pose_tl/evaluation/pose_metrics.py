@@ -3,6 +3,10 @@
 Predicted people are matched one-to-one to ground-truth people per frame, greedily by mean 2D distance over the
 ground truth's labelled joints (most confident prediction first). An unmatched ground-truth person counts as missed
 in PCK and mAP; MPJPE averages over matched joints only.
+
+`swapped@0.2` is a diagnostic, not a score: the share of labelled left/right joints that miss their own label but
+hit the mirror joint's (within the PCK distance), i.e. a person seen from the front taken as seen from the back.
+Depth silhouettes carry few front/back cues, so this is where a depth pose model's errors tend to gather.
 """
 
 import contextlib
@@ -10,11 +14,13 @@ import io
 
 import numpy as np
 
-from pose_tl.data.people.skeleton import JOINT, JOINT_NAMES, LIMBS
+from pose_tl.data.people.skeleton import FLIP_INDEX, JOINT, JOINT_NAMES, LIMBS
 
 PCK_FRACTION = 0.2  # of the torso size (neck to hip centre, 2D)
 DISTANCE_3D_M = 0.10  # ITOP's 10 cm
 # OKS falloff per joint, from COCO's (head ~ eyes/ears, neck and torso ~ shoulders and hips).
+MIRROR = np.array(FLIP_INDEX)
+SIDED = MIRROR != np.arange(len(JOINT_NAMES))  # joints with a left / right counterpart
 OKS_SIGMAS = np.array([0.079, 0.079, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.107, 0.087, 0.087,
                        0.089, 0.089])
 
@@ -56,6 +62,7 @@ def evaluate_pose(predictions, frames):
     """
     joints = len(JOINT_NAMES)
     pck_hits, map_hits, totals, totals_3d = np.zeros(joints), np.zeros(joints), np.zeros(joints), np.zeros(joints)
+    swaps = np.zeros(joints)
     errors = [[] for _ in range(joints)]
     images, annotations, results = [], [], []
     for image_id, (pred, frame) in enumerate(zip(predictions, frames), start=1):
@@ -73,6 +80,9 @@ def evaluate_pose(predictions, frames):
             error_2d = np.linalg.norm(pred["keypoints_2d"][p] - frame.joints_2d[g], axis=-1)
             error_3d = np.linalg.norm(pred["keypoints_3d"][p] - frame.joints_3d[g], axis=-1)
             pck_hits += ok & (error_2d <= PCK_FRACTION * torso)
+            mirror_error = np.linalg.norm(pred["keypoints_2d"][p] - frame.joints_2d[g][MIRROR], axis=-1)
+            swaps += (ok & SIDED & labelled[g][MIRROR] & (error_2d > PCK_FRACTION * torso)
+                      & (mirror_error <= PCK_FRACTION * torso))
             map_hits += ok & has_3d[g] & (error_3d <= DISTANCE_3D_M)
             for j in np.flatnonzero(ok & has_3d[g]):
                 errors[j].append(error_3d[j])
@@ -91,6 +101,7 @@ def evaluate_pose(predictions, frames):
     per_joint = {name: {"pck@0.2": _share(pck_hits[j], totals[j]),
                         "map@10cm": _share(map_hits[j], totals_3d[j]) if totals_3d[j] else None,
                         "mpjpe_mm": float(np.mean(errors[j]) * 1000) if errors[j] else None,
+                        "swapped@0.2": _share(swaps[j], totals[j]) if SIDED[j] else None,
                         "labelled": int(totals[j])} for j, name in enumerate(JOINT_NAMES)}
     all_errors = np.concatenate([np.asarray(e) for e in errors if e]) if any(errors) else np.zeros(0)
     return {"frames": len(frames), "people": len(annotations), "predicted_people": len(results),
@@ -98,6 +109,7 @@ def evaluate_pose(predictions, frames):
                 [per_joint[n]["map@10cm"] for n in JOINT_NAMES if per_joint[n]["map@10cm"] is not None]))
             if totals_3d.any() else None,
             "mpjpe_mm": float(all_errors.mean() * 1000) if all_errors.size else None,
+            "swapped@0.2": _share(swaps[SIDED].sum(), totals[SIDED].sum()),
             **oks_average_precision(images, annotations, results), "per_joint": per_joint}
 
 
@@ -135,9 +147,11 @@ def format_pose_report(report):
     lines = [f"frames: {report['frames']}   people: {report['people']}   predicted: {report['predicted_people']}",
              f"PCK@0.2: {report['pck@0.2']:.4f}   mAP@10cm: {number(report['map@10cm'])}   MPJPE: "
              f"{number(report['mpjpe_mm'], '.1f')} mm   OKS AP: {report['oks_ap']:.4f} (AP50 {report['oks_ap50']:.4f}, "
-             f"AP75 {report['oks_ap75']:.4f})", "",
-             f"{'joint':<16}{'PCK@0.2':>10}{'mAP@10cm':>10}{'MPJPE mm':>10}{'labelled':>10}"]
+             f"AP75 {report['oks_ap75']:.4f})",
+             f"left/right swapped@0.2: {report['swapped@0.2']:.4f} of the left and right joints (hit the mirror "
+             "joint instead: front taken for back)", "",
+             f"{'joint':<16}{'PCK@0.2':>10}{'mAP@10cm':>10}{'MPJPE mm':>10}{'swapped':>10}{'labelled':>10}"]
     for name, row in report["per_joint"].items():
         lines.append(f"{name:<16}{row['pck@0.2']:>10.4f}{number(row['map@10cm']):>10}"
-                     f"{number(row['mpjpe_mm'], '.1f'):>10}{row['labelled']:>10d}")
+                     f"{number(row['mpjpe_mm'], '.1f'):>10}{number(row['swapped@0.2']):>10}{row['labelled']:>10d}")
     return "\n".join(lines) + "\n"

@@ -20,6 +20,9 @@ MAX_RANGE_M = 8.0
 PERSON_LABEL = 100  # surface labels >= this are people (label - PERSON_LABEL = person index)
 STOOL_LABEL = 10
 MIN_SEPARATION_M = 0.7
+# `_yaw` of a body facing the camera: at yaw 0 the body's forward (+z) points away from it. A recipe's heading
+# (`facing_deg`, 0 = facing the camera) is drawn and this added, so the default [-180, 180] draws yaw in [0, 360).
+FACING_CAMERA_YAW = 180.0
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,7 @@ def render_people_frame(seed, index, settings, stream=0):
 
     Args:
         settings: an object with the fields of the recipe's `SyntheticConfig` (image_size, people, pose_classes,
-            noise, flying_pixels, dropout_rate, camera_height_m, camera_tilt_deg, distance_m).
+            noise, flying_pixels, dropout_rate, camera_height_m, camera_tilt_deg, distance_m, facing_deg).
 
     Returns:
         A `PeopleFrame`.
@@ -143,7 +146,7 @@ def render_people_frame(seed, index, settings, stream=0):
         pose_class = settings.pose_classes[int(rng.integers(len(settings.pose_classes)))]
         shape = sample_body(rng)
         joints_body = skeleton_in_body_frame(shape, sample_pose(pose_class, rng))
-        yaw = rng.uniform(0.0, 360.0)
+        yaw = rng.uniform(*(heading + FACING_CAMERA_YAW for heading in settings.facing_deg))
         to_camera = lambda p: camera.world_to_camera(_yaw(p, yaw) + np.array([x, 0.0, z]))  # noqa: E731
         capsules = body_capsules(joints_body, shape.height, shape.girth)
         capsules_cam = np.concatenate([to_camera(capsules[:, :3]), to_camera(capsules[:, 3:6]), capsules[:, 6:]], 1)

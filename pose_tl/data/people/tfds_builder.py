@@ -31,7 +31,8 @@ def default_settings(**changes):
     """Engine settings with the recipe defaults (the fields of `SyntheticConfig` the renderer reads)."""
     settings = {"image_size": (120, 160), "people": (1, 3), "pose_classes": tuple(POSE_CLASSES), "noise": "kinect",
                 "flying_pixels": False, "dropout_rate": 0.003, "camera_height_m": (0.8, 2.0),
-                "camera_tilt_deg": (0.0, 25.0), "distance_m": (1.5, 5.0)}
+                "camera_tilt_deg": (0.0, 25.0), "distance_m": (1.5, 5.0),
+                "facing_deg": (-180.0, 180.0)}
     settings.update(changes)
     return SimpleNamespace(**settings)
 
