@@ -2,7 +2,8 @@
 
 Trains `recipes/pose_vgg16_depth.yaml` twice with identical data and schedule (more frames and epochs than the
 demo, block 2 fine-tuned as well, learned joint depths), once with its pretrained weights and once with
-`weights: none`, evaluates both on the test split and prints PCK@0.2, mAP@10 cm, MPJPE and OKS AP.
+`weights: none`, evaluates both on the test split and prints PCK@0.2, mAP@10 cm, MPJPE, OKS AP and the share of
+left/right joints swapped (front taken for back: `pose_tl.evaluation.pose_metrics`).
 
     .venv/bin/python benchmarks/pose_accuracy.py [--train-frames 2500] [--finetune-epochs 5] [--out runs/bench]
         [--set model.pose.output_stride=2 ...]
@@ -60,11 +61,12 @@ def main():
         rows.append((weights, {**metrics, "minutes": (time.perf_counter() - start) / 60}))
     print(f"\npose accuracy on the synthetic test split ({args.test_frames} frames), {args.train_frames} training "
           f"frames, {args.head_epochs}+{args.finetune_epochs} epochs{', ' + ' '.join(args.set) if args.set else ''}")
-    print(f"{'weights':<14}{'PCK@0.2':>10}{'mAP@10cm':>10}{'MPJPE mm':>10}{'OKS AP':>10}{'minutes':>10}")
+    print(f"{'weights':<14}{'PCK@0.2':>10}{'mAP@10cm':>10}{'MPJPE mm':>10}{'OKS AP':>10}{'L/R swap':>10}"
+          f"{'minutes':>10}")
     for weights, m in rows:
         mpjpe = f"{m['mpjpe_mm']:.0f}" if m["mpjpe_mm"] is not None else "-"
         print(f"{weights:<14}{m['pck@0.2']:>10.3f}{m['map@10cm']:>10.3f}{mpjpe:>10}{m['oks_ap']:>10.3f}"
-              f"{m['minutes']:>10.1f}")
+              f"{m['swapped@0.2']:>10.3f}{m['minutes']:>10.1f}")
     gain = (rows[0][1]["map@10cm"] - rows[1][1]["map@10cm"]) * 100
     print(f"\npretrained - scratch, mAP@10cm: {gain:+.1f} points (target >= +5); targets: mAP >= 90 %, PCK >= 95 %")
 
