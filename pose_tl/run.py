@@ -250,8 +250,8 @@ def evaluate(recipe, model_path, out_dir=None, split="validation", command="eval
 
 
 def export(checkpoint, out_dir, recipe=None, export_format="saved_model"):
-    """Export a `.keras` checkpoint (classifier, pose model or detector) as a SavedModel folder, or a classifier or
-    pose model as a folder holding model.tflite / model.onnx (`export_format`) and pose_tl.json; returns the path
+    """Export a `.keras` checkpoint (classifier, pose model or detector) as a SavedModel folder, or as a folder
+    holding model.tflite / model.onnx (`export_format`; a detector: onnx only) and pose_tl.json; returns the path
     written."""
     from pose_tl.export.loading import load_keras_model
 
@@ -261,14 +261,14 @@ def export(checkpoint, out_dir, recipe=None, export_format="saved_model"):
     task = task_of(model)
     if export_format != "saved_model":
         require_convertible(model, export_format)  # before reading the recipe's people for bone lengths
-        pose_options = _pose_export_options(model, recipe) if task == "pose model" else {}
-        return str(export_model_file(model, Path(out_dir), export_format, **pose_options))
+        options = _pose_export_options(model, recipe) if task == "pose model" else {}
+        if task == "detector":
+            options = {"detection_config": _detection_config(checkpoint, recipe)}
+        return str(export_model_file(model, Path(out_dir), export_format, **options))
     if task == "detector":
         from pose_tl.export.detection_saved_model import export_detector
 
-        if recipe is None or recipe.task != "detection":
-            raise DataError(f"{checkpoint}: a detector exports with its detection recipe (anchors, proposals)")
-        return str(export_detector(model, Path(out_dir), detection_config=recipe.model.detection,
+        return str(export_detector(model, Path(out_dir), detection_config=_detection_config(checkpoint, recipe),
                                    class_names=model.get_layer("box_head").class_names,
                                    input_size=recipe.model.input_size))
     if task == "pose model":
@@ -278,6 +278,12 @@ def export(checkpoint, out_dir, recipe=None, export_format="saved_model"):
     from pose_tl.export.saved_model import export_classifier
 
     return str(export_classifier(model, Path(out_dir)))
+
+
+def _detection_config(checkpoint, recipe):
+    if recipe is None or recipe.task != "detection":
+        raise DataError(f"{checkpoint}: a detector exports with its detection recipe (anchors, proposals)")
+    return recipe.model.detection
 
 
 def _pose_export_options(model, recipe):

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, invoke
+from conftest import assert_one_line_error, invoke, write_recipe
 
 CLASS_NAMES = ["a", "b", "c"]
 # TF 2.21 still ships tf.lite.Interpreter but points to ai_edge_litert; the .tflite file is the same for both
@@ -210,6 +210,99 @@ def test_detector_refuses_tflite_in_one_line(tmp_path, tiny_recipe):
                     "--format", "tflite")
     assert_one_line_error(result, "detector", "saved_model", "--format tflite")
     assert not (tmp_path / "out").exists()
+
+
+def save_tiny_detector(folder):
+    """A random-weight 32x64 detector with RPN and depth proposals, its detection recipe, and its SavedModel."""
+    import keras
+
+    from pose_tl.config import load_recipe
+    from pose_tl.models.factory import build_detector
+
+    recipe = write_recipe(folder / "detect.yaml", {
+        "task": "detection", "seed": 1,
+        "model": {"backbone": {"weights": "none"}, "input_size": [32, 64],
+                  "detection": {"proposals": "both", "anchor_sizes": [16, 32], "rpn_channels": 8, "fc_units": 8,
+                                "rpn_proposals": 8}},
+        "data": {"source": "synthetic", "synthetic": {"image_size": [40, 80], "data_dir": str(folder / "tfds")}},
+    })
+    keras.utils.set_random_seed(1)
+    build_detector(load_recipe(recipe).model, ["person", "chair"]).save(folder / "detector.keras")
+    result = invoke("export", recipe, "--checkpoint", folder / "detector.keras", "--out", folder / "saved_model")
+    assert result.exit_code == 0, result.output
+    return recipe
+
+
+def detector_frames():
+    """Two 40x80 frames, boxes standing before a wall and a sensor hole, with their intrinsics: the depth segments
+    become proposals."""
+    depth = np.full((2, 40, 80), 4000, np.uint16)
+    depth[0, 8:36, 10:22], depth[0, 12:30, 50:60], depth[1, 5:38, 30:45] = 2000, 2500, 1500
+    depth[:, :3, :3] = 0
+    return depth, np.array([[60.0, 60.0, 40.0, 20.0]] * 2, np.float32)
+
+
+@pytest.fixture(scope="module")
+def tiny_detector(tmp_path_factory):
+    """A detector checkpoint, its recipe, and its SavedModel's serving_with_intrinsics outputs on `detector_frames`."""
+    import tensorflow as tf
+
+    from pose_tl.detection.depth_proposals import depth_proposals
+    from pose_tl.export.formats import DETECTOR_ONNX_OUTPUTS
+
+    folder = tmp_path_factory.mktemp("detector")
+    recipe = save_tiny_detector(folder)
+    depth, intrinsics = detector_frames()
+    _, segments = depth_proposals(depth / 1000.0, intrinsics)
+    assert segments.numpy().any(axis=1).all()  # every frame has depth proposals: the comparison covers them
+    out = tf.saved_model.load(str(folder / "saved_model")).signatures["serving_with_intrinsics"](
+        depth=tf.constant(depth), intrinsics=tf.constant(intrinsics))
+    return folder, recipe, {name: out[name].numpy() for name in DETECTOR_ONNX_OUTPUTS}
+
+
+def assert_same_detections(out, expected):
+    """As many detections per frame, each with a twin of its class in the other output, score and box within 1e-3
+    (as sets: NMS may order equal scores either way)."""
+    assert expected["num_detections"].min() > 0
+    np.testing.assert_array_equal(out["num_detections"], expected["num_detections"])
+    for frame, count in enumerate(expected["num_detections"]):
+        rows, classes = [], []
+        for found in (out, expected):
+            rows.append(np.concatenate([found["detection_scores"][frame, :count, None],
+                                        found["detection_boxes"][frame, :count]], -1))
+            classes.append(found["detection_classes"][frame])
+            assert not found["detection_classes"][frame, count:].any()  # padding rows: class 0
+        gap = np.abs(rows[0][:, None] - rows[1][None]).max(-1)
+        gap[classes[0][:count, None] != classes[1][None, :count]] = np.inf
+        assert gap.min(0).max() < 1e-3 and gap.min(1).max() < 1e-3, gap.min(0)
+
+
+def test_detector_onnx_through_the_cli_finds_what_the_saved_model_finds(tiny_detector):
+    pytest.importorskip("tf2onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+
+    folder, recipe, expected = tiny_detector
+    result = invoke("export", recipe, "--checkpoint", folder / "detector.keras", "--out", folder / "onnx",
+                    "--format", "onnx")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"ONNX: {folder / 'onnx' / 'model.onnx'}"
+    session = onnxruntime.InferenceSession(str(folder / "onnx" / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["depth", "intrinsics"]
+    names = [output.name for output in session.get_outputs()]
+    depth, intrinsics = detector_frames()
+    assert_same_detections(dict(zip(names, session.run(names, {"depth": depth, "intrinsics": intrinsics}))),
+                           expected)
+    metadata = json.loads((folder / "onnx" / "pose_tl.json").read_text())
+    assert (metadata["task"], metadata["format"], metadata["class_names"]) == ("detection", "onnx", ["person", "chair"])
+    assert sorted(metadata["outputs"]) == sorted(names)
+
+
+def test_detector_onnx_needs_its_detection_recipe(tiny_detector, tiny_recipe, tmp_path):
+    folder, _, _ = tiny_detector
+    result = invoke("export", tiny_recipe, "--checkpoint", folder / "detector.keras", "--out", tmp_path / "onnx",
+                    "--format", "onnx")
+    assert_one_line_error(result, "detector.keras", "detection recipe")
+    assert not (tmp_path / "onnx").exists()
 
 
 def test_onnx_without_tf2onnx_names_the_extra(float32_classifier, tiny_recipe, monkeypatch, tmp_path):

@@ -3,8 +3,8 @@
 Selective search and edge boxes are built for colour; in depth, people already stand apart from their surroundings.
 After Gupta et al. (ECCV 2014): drop holes and the floor (surface normals along the camera's y axis), split what is
 left at depth discontinuities into connected segments, and box each mid-sized segment at a few margins. TensorFlow
-ops only, on a copy of the frame about 60 rows high, so it is cheap and exports inside a SavedModel with unknown
-batch, height and width.
+ops only, on a copy of the frame about 60 rows high, so it is cheap and exports inside a SavedModel, or converts to
+ONNX (tf2onnx), with unknown batch, height and width.
 """
 
 import tensorflow as tf
@@ -42,6 +42,12 @@ def _downscale(depth_m, intrinsics, work_height):
     return tf.stack([x, y, z], -1), valid
 
 
+def _cross(a, b):
+    """a x b over the last axis, written out: ONNX has no cross-product op."""
+    (ax, ay, az), (bx, by, bz) = tf.unstack(a, axis=-1), tf.unstack(b, axis=-1)
+    return tf.stack([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx], -1)
+
+
 def _floor(points, valid, floor_cos):
     """Pixels whose normal is within acos(floor_cos) of the y axis.
 
@@ -54,7 +60,7 @@ def _floor(points, valid, floor_cos):
         delta = _shift(points, axis, step) - points
         steps.append(delta)
         costs.append(tf.where(valid & _shift(valid, axis, step), tf.abs(delta[..., 2]), float("inf")))
-    normals = tf.math.l2_normalize(tf.stack([tf.linalg.cross(steps[i], steps[(i + 1) % 4]) for i in range(4)], -2), -1)
+    normals = tf.math.l2_normalize(tf.stack([_cross(steps[i], steps[(i + 1) % 4]) for i in range(4)], -2), -1)
     cost = tf.stack([tf.maximum(costs[i], costs[(i + 1) % 4]) for i in range(4)], -1)
     best = (cost <= tf.reduce_min(cost, -1, keepdims=True)) & tf.math.is_finite(cost)
     best = tf.cast(best, tf.float32) / tf.maximum(tf.reduce_sum(tf.cast(best, tf.float32), -1, keepdims=True), 1.0)
@@ -83,8 +89,31 @@ def _components(z, foreground, edge_threshold_m):
         merged = tf.ensure_shape(merged, labels.shape)  # keep a static batch size static through the loop
         return merged, tf.reduce_any(merged != labels)
 
-    labels, _ = tf.while_loop(lambda _, changed: changed, step, (start, tf.constant(True)), maximum_iterations=n)
+    # The bound never binds (a label spreads at least a pixel an iteration). Not `n` itself: tf2onnx would pass
+    # the int64 trip count where the loop body reads n as int32.
+    bound = tf.size(z[0], out_type=tf.int32)
+    labels, _ = tf.while_loop(lambda _, changed: changed, step, (start, tf.constant(True)), maximum_iterations=bound)
     return labels
+
+
+def _segment_extents(ids, rows, cols, segments, h, w):
+    """(pixel count, top, left, bottom + 1, right + 1) [segments] of each segment id's pixels, read off histograms
+    [segments, h] and [segments, w] of the rows and columns it covers (empty segments: count 0, bottom < top).
+
+    Scatter-add and reductions, where unsorted segment min / max would be shorter: tf2onnx cannot convert those
+    for integers, and for floats it builds a [segments, largest segment] grid, quadratic in the frame's pixels.
+    """
+    def histogram(positions, size):
+        return tf.tensor_scatter_nd_add(tf.zeros([segments, size], tf.int32), tf.stack([ids, positions], -1),
+                                        tf.ones_like(ids))
+
+    def span(covered, size):
+        at = tf.range(size)[None, :]
+        return tf.reduce_min(tf.where(covered, at, size), -1), tf.reduce_max(tf.where(covered, at, -1), -1) + 1
+
+    per_row, per_col = histogram(rows, h), histogram(cols, w)
+    (top, bottom), (left, right) = span(per_row > 0, h), span(per_col > 0, w)
+    return tf.reduce_sum(per_row, -1), top, left, bottom, right
 
 
 def depth_proposals(depth_m, intrinsics, *, max_segments=16, margins=(0.0, 0.1, 0.2), edge_threshold_m=0.1,
@@ -118,15 +147,8 @@ def depth_proposals(depth_m, intrinsics, *, max_segments=16, margins=(0.0, 0.1, 
     ids = tf.reshape(ids, [-1])
     rows = tf.reshape(tf.broadcast_to(tf.range(h)[None, :, None], [batch, h, w]), [-1])
     cols = tf.reshape(tf.broadcast_to(tf.range(w)[None, None, :], [batch, h, w]), [-1])
-
-    def per_segment(reduce, values):
-        return tf.reshape(reduce(values, ids, batch * n + 1)[:-1], [batch, n])
-
-    count = per_segment(tf.math.unsorted_segment_sum, tf.ones_like(rows))
-    top = per_segment(tf.math.unsorted_segment_min, rows)
-    left = per_segment(tf.math.unsorted_segment_min, cols)
-    bottom = per_segment(tf.math.unsorted_segment_max, rows) + 1
-    right = per_segment(tf.math.unsorted_segment_max, cols) + 1
+    count, top, left, bottom, right = (tf.reshape(value[:-1], [batch, n])
+                                       for value in _segment_extents(ids, rows, cols, batch * n + 1, h, w))
     boxes = tf.cast(tf.stack([top, left, bottom, right], -1), tf.float32) / tf.cast(tf.stack([h, w, h, w]), tf.float32)
     area = tf.cast(count, tf.float32) / tf.cast(n, tf.float32)
     thickness = tf.cast(count, tf.float32) / tf.cast(tf.maximum(bottom - top, right - left), tf.float32)

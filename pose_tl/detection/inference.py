@@ -22,17 +22,16 @@ def make_detector(model, *, detection_config, class_names, input_size):
     """
     input_h, input_w = input_size
     config = detection_config
-    anchors = tf.constant(anchor_grid((input_h, input_w), config.feature_stride, config.anchor_sizes,
-                                      config.anchor_ratios))
+    # Constants are made inside `predict`, not captured from outside: tf2onnx would make a captured tensor an input.
+    anchors = anchor_grid((input_h, input_w), config.feature_stride, config.anchor_sizes, config.anchor_ratios)
     aspect = input_w / input_h
     preprocessing, features_model = model.get_layer("depth_preprocessing"), features_model_of(model)
     rpn_head, roi_align, box_head = model.get_layer("rpn_head"), model.get_layer("roi_align"), model.get_layer(
         "box_head")
-    names = tf.constant(list(class_names))
     num_classes = len(class_names)
 
     def rpn_proposals(objectness, deltas):
-        boxes = clip_boxes(decode_boxes(deltas, anchors, aspect))
+        boxes = clip_boxes(decode_boxes(deltas, tf.constant(anchors), aspect))
         nms = tf.image.combined_non_max_suppression(
             boxes[:, :, None, :], tf.sigmoid(tf.cast(objectness, tf.float32))[..., None],
             max_output_size_per_class=config.rpn_proposals, max_total_size=config.rpn_proposals,
@@ -64,14 +63,27 @@ def make_detector(model, *, detection_config, class_names, input_size):
         per_class = tf.reshape(tf.cast(box_deltas, tf.float32), [tf.shape(rois)[0], tf.shape(rois)[1],
                                                                  num_classes + 1, 4])[:, :, 1:]
         boxes = clip_boxes(decode_boxes(per_class, rois[:, :, None, :], aspect))
-        nms = tf.image.combined_non_max_suppression(
-            boxes, scores, max_output_size_per_class=config.max_detections, max_total_size=config.max_detections,
-            iou_threshold=config.nms_iou, score_threshold=config.score_threshold, clip_boxes=False)
+        nms = per_class_nms(boxes, scores, max_detections=config.max_detections, iou_threshold=config.nms_iou,
+                            score_threshold=config.score_threshold)
         filled = tf.range(config.max_detections)[None, :] < nms.valid_detections[:, None]
         classes = tf.cast(nms.nmsed_classes, tf.int32)
         return {"detection_boxes": nms.nmsed_boxes, "detection_scores": nms.nmsed_scores,
                 "detection_classes": tf.where(filled, classes + 1, 0),
-                "detection_class_names": tf.where(filled, tf.gather(names, classes), ""),
+                "detection_class_names": tf.where(filled, tf.gather(tf.constant(list(class_names)), classes), ""),
                 "num_detections": nms.valid_detections}
 
     return predict
+
+
+def per_class_nms(boxes, scores, *, max_detections, iou_threshold, score_threshold):
+    """Combined NMS of per-class boxes [N, R, C, 4] with scores [N, R, C], written in the shared-box form
+    [N, R * C, 1, 4] in which row r * C + c scores only in class c.
+
+    The same selection (other classes score 0, and TensorFlow and ONNX both keep only scores above the threshold),
+    in the only form tf2onnx converts (to ONNX NonMaxSuppression, whose boxes are shared across classes).
+    """
+    batch, count, classes = tf.shape(scores)[0], tf.shape(scores)[1], scores.shape[-1]
+    one_class_each = tf.reshape(scores[..., None] * tf.eye(classes), [batch, count * classes, classes])
+    return tf.image.combined_non_max_suppression(
+        tf.reshape(boxes, [batch, count * classes, 1, 4]), one_class_each, max_output_size_per_class=max_detections,
+        max_total_size=max_detections, iou_threshold=iou_threshold, score_threshold=score_threshold, clip_boxes=False)

@@ -1,4 +1,5 @@
-"""Export a classifier or a pose model as TFLite or ONNX, for runtimes without TensorFlow (phones, onnxruntime).
+"""Export a classifier, pose model or detector as TFLite or ONNX, for runtimes without TensorFlow (phones,
+onnxruntime).
 
 Classifier files take what the SavedModel's serving_default takes, uint16 depth [N, H, W] in millimetres of any
 frame size, with resizing and depth preprocessing inside, and return `probabilities` [N, C] float32 and `class_ids`
@@ -10,9 +11,13 @@ with both signatures (serving_default: depth; serving_with_intrinsics: depth, in
 outputs. A pose .onnx holds the same graph with one entry point, serving_with_intrinsics's: inputs `depth` and
 `intrinsics` (an ONNX graph has one signature; pose_tl.json says how to compute the Kinect v2 default).
 
+A detector .onnx is built the same way: serving_with_intrinsics's inputs, proposals (RPN and depth segments),
+RoIAlign and per-class NMS inside, and the SavedModel's numeric outputs (`DETECTOR_ONNX_OUTPUTS`; class names in
+pose_tl.json). Detectors have no .tflite: `NOT_CONVERTIBLE` says why.
+
 The network is converted in float32 whatever precision it was trained under: TFLite's and ONNX Runtime's CPU
-kernels have no bfloat16 convolutions, and the variables are float32 anyway. Detectors export as SavedModels only;
-`NOT_CONVERTIBLE` says why, as measured with TF 2.21, tf2onnx 1.17 and onnxruntime 1.32.
+kernels have no bfloat16 convolutions, and the variables are float32 anyway. Measured with TF 2.21, tf2onnx 1.17
+and onnxruntime 1.32.
 """
 
 import json
@@ -34,15 +39,16 @@ from pose_tl.training.precision import dtype_policy
 FILE_NAMES = {"tflite": "model.tflite", "onnx": "model.onnx"}
 OUTPUTS = ("probabilities", "class_ids")
 ONNX_OPSET = 17  # onnxruntime >= 1.14 runs it
-ONNX_POSE_INPUTS = ("depth uint16 [N,H,W] mm, intrinsics float32 [N,4] fx,fy,cx,cy of those frames (Kinect v2: "
-                    "fx = fy = {2} * W / {0}, cx = W / 2, cy = H / 2)").format(*KINECT_V2_DEPTH)
+ONNX_INPUTS = ("depth uint16 [N,H,W] mm, intrinsics float32 [N,4] fx,fy,cx,cy of those frames (Kinect v2: "
+               "fx = fy = {2} * W / {0}, cx = W / 2, cy = H / 2)").format(*KINECT_V2_DEPTH)
 DEPTH_SPEC = tf.TensorSpec([None, None, None], tf.uint16, name="depth")
 INTRINSICS_SPEC = tf.TensorSpec([None, 4], tf.float32, name="intrinsics")
 NOT_CONVERTIBLE = {
     ("detector", "tflite"): "its RoIAlign and NMS need TensorFlow ops that TFLite has no builtin kernel for "
                             "(CropAndResize, CombinedNonMaxSuppression)",
-    ("detector", "onnx"): "its proposals, RoIAlign and NMS are not converted",
 }
+# The detection SavedModel's outputs less detection_class_names (a string tensor; pose_tl.json lists the names).
+DETECTOR_ONNX_OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
 
 
 def float32_copy(model):
@@ -130,6 +136,26 @@ def pose_onnx(model32, *, output_stride, bone_lengths):
     return onnx_bytes(people, (DEPTH_SPEC, INTRINSICS_SPEC))
 
 
+def detector_onnx(model32, *, detection_config, class_names, input_size):
+    """The .onnx bytes of a float32 detector, proposals and NMS included: (depth, intrinsics) -> the SavedModel's
+    numeric outputs (`DETECTOR_ONNX_OUTPUTS`).
+
+    Converts as ONNX Loop (depth segments), ScatterND (segment extents) and NonMaxSuppression: how
+    `pose_tl.detection` writes those steps is what makes them convert (see `per_class_nms`, `_segment_extents`).
+    """
+    from pose_tl.detection.inference import make_detector
+
+    predict = make_detector(model32, detection_config=detection_config, class_names=class_names,
+                            input_size=input_size)
+
+    @tf.function(input_signature=[DEPTH_SPEC, INTRINSICS_SPEC])
+    def detections(depth, intrinsics):
+        found = predict(depth, intrinsics)
+        return {name: found[name] for name in DETECTOR_ONNX_OUTPUTS}
+
+    return onnx_bytes(detections, (DEPTH_SPEC, INTRINSICS_SPEC))
+
+
 def task_of(model):
     """The task of a pose_tl model, from its head's layer name: "detector", "pose model" or "classifier"."""
     names = {layer.name for layer in model.layers}
@@ -146,20 +172,33 @@ def require_convertible(model, export_format):
     return task
 
 
-def export_model_file(model, destination, export_format, *, output_stride=None, bone_lengths=None):
+def export_model_file(model, destination, export_format, *, output_stride=None, bone_lengths=None,
+                      detection_config=None):
     """Write `destination`/model.tflite or model.onnx and pose_tl.json, atomically; returns the model file's path.
 
     Args:
         output_stride, bone_lengths: of a pose model, as for its SavedModel.
+        detection_config: of a detector (its recipe's `model.detection`: anchors, proposals, NMS).
 
     Raises:
-        ModelFileError: `model` is a detector, or tf2onnx is not installed.
+        ModelFileError: `model` is a detector and `export_format` tflite, or tf2onnx is not installed.
     """
     task = require_convertible(model, export_format)
+    if task == "detector" and detection_config is None:
+        raise ValueError("`detection_config` is needed to export a detector. Received: None")
     if export_format == "onnx":
         import_tf2onnx()  # fail before the slow conversion
     model32 = float32_copy(model)
-    if task == "pose model":
+    if task == "detector":
+        from pose_tl.export.detection_saved_model import detection_metadata
+
+        class_names = model.get_layer("box_head").class_names
+        input_size = tuple(model.get_layer("depth_preprocessing").input.shape[1:3])
+        blob = detector_onnx(model32, detection_config=detection_config, class_names=class_names,
+                             input_size=input_size)
+        metadata = {**detection_metadata(model, detection_config, class_names, input_size),
+                    "outputs": list(DETECTOR_ONNX_OUTPUTS), "signatures": {"onnx": ONNX_INPUTS}}
+    elif task == "pose model":
         from pose_tl.decoding.occlusion import DEFAULT_BONE_LENGTHS
         from pose_tl.export.pose_saved_model import pose_metadata
 
@@ -169,7 +208,7 @@ def export_model_file(model, destination, export_format, *, output_stride=None, 
             blob = pose_tflite(model32, metadata, output_stride=output_stride, bone_lengths=bone_lengths)
         else:
             blob = pose_onnx(model32, output_stride=output_stride, bone_lengths=bone_lengths)
-            metadata = {**metadata, "signatures": {"onnx": ONNX_POSE_INPUTS}}
+            metadata = {**metadata, "signatures": {"onnx": ONNX_INPUTS}}
     else:
         predict = classifier_function(model32)
         blob = tflite_bytes(model32, predict) if export_format == "tflite" else onnx_bytes(predict)
