@@ -148,7 +148,7 @@ def predict(model_path, files, top_k, npy_units, as_json, out, intrinsics):
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--format", "export_format", type=click.Choice(["saved_model", "tflite", "onnx"]),
               default="saved_model", show_default=True,
-              help="tflite: classifiers and pose models; onnx: detectors too (pip install 'pose_tl[onnx]'); "
+              help="tflite or onnx (pip install 'pose_tl[onnx]'): classifiers, pose models and detectors; "
                    "float32, uint16 mm in.")
 @user_errors
 def export(recipe, overrides, checkpoint, out, export_format):

@@ -251,16 +251,15 @@ def evaluate(recipe, model_path, out_dir=None, split="validation", command="eval
 
 def export(checkpoint, out_dir, recipe=None, export_format="saved_model"):
     """Export a `.keras` checkpoint (classifier, pose model or detector) as a SavedModel folder, or as a folder
-    holding model.tflite / model.onnx (`export_format`; a detector: onnx only) and pose_tl.json; returns the path
+    holding model.tflite / model.onnx (`export_format`) and pose_tl.json; returns the path
     written."""
     from pose_tl.export.loading import load_keras_model
 
     model = load_keras_model(checkpoint)
-    from pose_tl.export.formats import export_model_file, require_convertible, task_of
+    from pose_tl.export.formats import export_model_file, task_of
 
     task = task_of(model)
     if export_format != "saved_model":
-        require_convertible(model, export_format)  # before reading the recipe's people for bone lengths
         options = _pose_export_options(model, recipe) if task == "pose model" else {}
         if task == "detector":
             options = {"detection_config": _detection_config(checkpoint, recipe)}

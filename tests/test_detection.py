@@ -152,6 +152,71 @@ def test_roi_align_reads_the_boxed_region():
     assert pooled[0, 0].min() > 0.9 and pooled[0, 1].max() < 0.1
 
 
+def boxes_ending_at_the_edge(rng, shape):
+    """Random normalised boxes [..., 4], many clipped to end at 1.0 (where crop_and_resize's last sample falls a
+    rounding error inside or past the last row) and some reaching outside the frame (extrapolated)."""
+    corners = np.sort(rng.uniform(-0.2, 1.2, (2, *shape, 2)), axis=0)
+    boxes = np.concatenate([corners[0], corners[1]], -1)
+    boxes[..., 2:] = np.where(rng.uniform(size=(*shape, 2)) < 0.5, 1.0, boxes[..., 2:])
+    return boxes.astype(np.float32)
+
+
+def test_roi_align_by_gathers_is_the_layer_to_the_bit():
+    from pose_tl.detection.tflite_builtins import roi_align_by_gathers
+
+    rng = np.random.default_rng(0)
+    features = tf.constant(rng.normal(size=(2, 4, 8, 3)).astype(np.float32))
+    rois = tf.constant(boxes_ending_at_the_edge(rng, (2, 50)))
+    np.testing.assert_array_equal(roi_align_by_gathers(features, rois, 3).numpy(),
+                                  RoiAlign(3)([features, rois]).numpy())
+
+
+def nms_cases(rng, frames=6, rois=24, classes=3):
+    """Per-class boxes [frames, rois, classes, 4] and scores. Corners on a 1/64 grid, so areas are exact; each box
+    in row 6k + 1 is the upper half of row 6k's, at exactly IoU 0.5 (the threshold: TensorFlow keeps both, TFLite's
+    kernel alone would not). Rows 5k + 3 repeat the scores of rows 5k + 2."""
+    top, left = rng.integers(0, 40, (2, frames, rois, classes))
+    height, width = 2 * rng.integers(1, 12, (2, frames, rois, classes))
+    height[:, 1::6] = height[:, ::6] // 2
+    top[:, 1::6], left[:, 1::6], width[:, 1::6] = top[:, ::6], left[:, ::6], width[:, ::6]
+    boxes = np.stack([top, left, top + height, left + width], -1) / 64.0
+    scores = rng.uniform(0.0, 1.0, (frames, rois, classes))
+    scores[:, 3::5] = scores[:, 2::5][:, :scores[:, 3::5].shape[1]]
+    return boxes.astype(np.float32), scores.astype(np.float32)
+
+
+def test_nms_and_roi_align_from_tflite_builtins_select_what_tensorflow_selects_in_tflite(tmp_path):
+    """Converted with builtin ops only and run by the TFLite interpreter, on random cases."""
+    from pose_tl.detection.inference import combined_nms, combined_nms_by_tflite_builtins
+    from pose_tl.detection.tflite_builtins import roi_align_by_gathers
+
+    class Builtins(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, None, 3, 4]), tf.TensorSpec([None, None, 3]),
+                                      tf.TensorSpec([None, None, None, 2]), tf.TensorSpec([None, None, 4])])
+        def run(self, boxes, scores, features, rois):
+            nms = combined_nms_by_tflite_builtins(boxes, scores, max_size=7, iou_threshold=0.5, score_threshold=0.3)
+            return {**nms._asdict(), "pooled": roi_align_by_gathers(features, rois, 3)}
+
+    module = Builtins()
+    tf.saved_model.save(module, str(tmp_path), signatures=module.run)
+    run = tf.lite.Interpreter(model_content=tf.lite.TFLiteConverter.from_saved_model(str(tmp_path)).convert()
+                              ).get_signature_runner()
+    rng = np.random.default_rng(3)
+    boxes, scores = nms_cases(rng)
+    features, rois = rng.normal(size=(2, 4, 8, 2)).astype(np.float32), boxes_ending_at_the_edge(rng, (2, 60))
+    out = run(boxes=boxes, scores=scores, features=features, rois=rois)
+    expected = combined_nms(boxes, scores, max_size=7, iou_threshold=0.5, score_threshold=0.3)
+    np.testing.assert_array_equal(out["valid_detections"], expected.valid_detections.numpy())
+    for frame in range(len(boxes)):
+        as_set = lambda nms: sorted(map(tuple, np.concatenate(  # noqa: E731
+            [np.asarray(nms[2])[frame, :, None], np.asarray(nms[1])[frame, :, None], np.asarray(nms[0])[frame]],
+            -1).tolist()))
+        assert as_set([out[key] for key in ("nmsed_boxes", "nmsed_scores", "nmsed_classes")]) == as_set(expected)
+    # To float rounding (TFLite's average pool rounds its own way); a sample extrapolated by one and not the other
+    # would differ by a feature's size.
+    np.testing.assert_allclose(out["pooled"], RoiAlign(3)([features, rois]).numpy(), atol=1e-6)
+
+
 def detection_recipe(tmp_path, proposals="rpn", classes="person"):
     return write_recipe(tmp_path / "detect.yaml", {
         "task": "detection", "seed": 1,

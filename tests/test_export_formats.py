@@ -202,16 +202,6 @@ def test_pose_onnx_through_the_cli_decodes_the_people_the_saved_model_does(pose_
     assert (metadata["task"], metadata["format"], metadata["file"]) == ("pose", "onnx", "model.onnx")
 
 
-def test_detector_refuses_tflite_in_one_line(tmp_path, tiny_recipe):
-    from pose_tl.models.factory import build_detector
-
-    save_tiny_model(tmp_path / "detector.keras", lambda config: build_detector(config, ["person"]), "float32")
-    result = invoke("export", tiny_recipe, "--checkpoint", tmp_path / "detector.keras", "--out", tmp_path / "out",
-                    "--format", "tflite")
-    assert_one_line_error(result, "detector", "saved_model", "--format tflite")
-    assert not (tmp_path / "out").exists()
-
-
 def save_tiny_detector(folder):
     """A random-weight 32x64 detector with RPN and depth proposals, its detection recipe, and its SavedModel."""
     import keras
@@ -244,20 +234,23 @@ def detector_frames():
 
 @pytest.fixture(scope="module")
 def tiny_detector(tmp_path_factory):
-    """A detector checkpoint, its recipe, and its SavedModel's serving_with_intrinsics outputs on `detector_frames`."""
+    """A detector checkpoint, its recipe, and its SavedModel's outputs on `detector_frames`: serving_with_intrinsics's,
+    and serving_default's (Kinect v2 intrinsics)."""
     import tensorflow as tf
 
     from pose_tl.detection.depth_proposals import depth_proposals
-    from pose_tl.export.formats import DETECTOR_ONNX_OUTPUTS
+    from pose_tl.export.formats import DETECTOR_OUTPUTS
 
     folder = tmp_path_factory.mktemp("detector")
     recipe = save_tiny_detector(folder)
     depth, intrinsics = detector_frames()
     _, segments = depth_proposals(depth / 1000.0, intrinsics)
     assert segments.numpy().any(axis=1).all()  # every frame has depth proposals: the comparison covers them
-    out = tf.saved_model.load(str(folder / "saved_model")).signatures["serving_with_intrinsics"](
-        depth=tf.constant(depth), intrinsics=tf.constant(intrinsics))
-    return folder, recipe, {name: out[name].numpy() for name in DETECTOR_ONNX_OUTPUTS}
+    signatures = tf.saved_model.load(str(folder / "saved_model")).signatures
+    explicit = signatures["serving_with_intrinsics"](depth=tf.constant(depth), intrinsics=tf.constant(intrinsics))
+    default = signatures["serving_default"](depth=tf.constant(depth))
+    as_numpy = lambda out: {name: out[name].numpy() for name in DETECTOR_OUTPUTS}  # noqa: E731
+    return folder, recipe, as_numpy(explicit), as_numpy(default)
 
 
 def assert_same_detections(out, expected):
@@ -281,7 +274,7 @@ def test_detector_onnx_through_the_cli_finds_what_the_saved_model_finds(tiny_det
     pytest.importorskip("tf2onnx")
     onnxruntime = pytest.importorskip("onnxruntime")
 
-    folder, recipe, expected = tiny_detector
+    folder, recipe, expected, _ = tiny_detector
     result = invoke("export", recipe, "--checkpoint", folder / "detector.keras", "--out", folder / "onnx",
                     "--format", "onnx")
     assert result.exit_code == 0, result.output
@@ -297,8 +290,31 @@ def test_detector_onnx_through_the_cli_finds_what_the_saved_model_finds(tiny_det
     assert sorted(metadata["outputs"]) == sorted(names)
 
 
+def test_detector_tflite_through_the_cli_finds_what_the_saved_model_finds(tiny_detector):
+    """Builtin ops only (the converter refuses anything else unless told to use TensorFlow's kernels), both
+    signatures, the SavedModel's detections."""
+    import tensorflow as tf
+
+    folder, recipe, explicit, default = tiny_detector
+    result = invoke("export", recipe, "--checkpoint", folder / "detector.keras", "--out", folder / "tflite",
+                    "--format", "tflite")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"TFLite: {folder / 'tflite' / 'model.tflite'}"
+    interpreter = tf.lite.Interpreter(model_path=str(folder / "tflite" / "model.tflite"))
+    depth, intrinsics = detector_frames()
+    assert_same_detections(interpreter.get_signature_runner("serving_with_intrinsics")(depth=depth,
+                                                                                      intrinsics=intrinsics), explicit)
+    assert_same_detections(interpreter.get_signature_runner("serving_default")(depth=depth), default)
+    metadata = json.loads((folder / "tflite" / "pose_tl.json").read_text())
+    assert (metadata["task"], metadata["format"], metadata["file"]) == ("detection", "tflite", "model.tflite")
+    signatures = interpreter.get_signature_list()
+    assert {key: sorted(signature["inputs"]) for key, signature in signatures.items()} == {
+        "serving_default": ["depth"], "serving_with_intrinsics": ["depth", "intrinsics"]}
+    assert all(sorted(signature["outputs"]) == sorted(metadata["outputs"]) for signature in signatures.values())
+
+
 def test_detector_onnx_needs_its_detection_recipe(tiny_detector, tiny_recipe, tmp_path):
-    folder, _, _ = tiny_detector
+    folder, _, _, _ = tiny_detector
     result = invoke("export", tiny_recipe, "--checkpoint", folder / "detector.keras", "--out", tmp_path / "onnx",
                     "--format", "onnx")
     assert_one_line_error(result, "detector.keras", "detection recipe")

@@ -48,6 +48,12 @@ def _cross(a, b):
     return tf.stack([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx], -1)
 
 
+def _unit(vectors):
+    """`tf.math.l2_normalize` over the last axis, on the vectors as rows of a matrix: TFLite's kernel takes at
+    most 4 dimensions."""
+    return tf.reshape(tf.math.l2_normalize(tf.reshape(vectors, [-1, vectors.shape[-1]]), -1), tf.shape(vectors))
+
+
 def _floor(points, valid, floor_cos):
     """Pixels whose normal is within acos(floor_cos) of the y axis.
 
@@ -60,7 +66,7 @@ def _floor(points, valid, floor_cos):
         delta = _shift(points, axis, step) - points
         steps.append(delta)
         costs.append(tf.where(valid & _shift(valid, axis, step), tf.abs(delta[..., 2]), float("inf")))
-    normals = tf.math.l2_normalize(tf.stack([_cross(steps[i], steps[(i + 1) % 4]) for i in range(4)], -2), -1)
+    normals = _unit(tf.stack([_cross(steps[i], steps[(i + 1) % 4]) for i in range(4)], -2))
     cost = tf.stack([tf.maximum(costs[i], costs[(i + 1) % 4]) for i in range(4)], -1)
     best = (cost <= tf.reduce_min(cost, -1, keepdims=True)) & tf.math.is_finite(cost)
     best = tf.cast(best, tf.float32) / tf.maximum(tf.reduce_sum(tf.cast(best, tf.float32), -1, keepdims=True), 1.0)

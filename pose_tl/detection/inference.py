@@ -3,6 +3,8 @@
 Outputs follow the TF Object Detection API: `detection_boxes` [N, K, 4] normalised (ymin, xmin, ymax, xmax) of the
 input frame, `detection_scores` [N, K], `detection_classes` [N, K] int32 1..C (0 in padding rows),
 `detection_class_names` [N, K] strings ("" in padding), `num_detections` [N].
+
+`[..., None]` is written `tf.expand_dims`: TFLite has no kernel for a strided slice that adds an axis.
 """
 
 import tensorflow as tf
@@ -10,15 +12,18 @@ import tensorflow as tf
 from pose_tl.backbones.depth_preprocessing import depth_to_metres
 from pose_tl.data.augment import resize_depth
 from pose_tl.detection.boxes import anchor_grid, clip_boxes, decode_boxes
+from pose_tl.detection.tflite_builtins import combined_nms_by_class, iou_threshold_for_tflite, roi_align_by_gathers
 from pose_tl.models.detector import features_model_of
 
 RPN_NMS_IOU = 0.7  # Faster R-CNN's proposal NMS
 
 
-def make_detector(model, *, detection_config, class_names, input_size):
+def make_detector(model, *, detection_config, class_names, input_size, tflite_builtins=False):
     """fn(depth [N, H, W] uint16 mm or float metres, intrinsics [N, 4]) -> the detection dict above.
 
     Intrinsics (of the N frames, pixels) matter only to the depth proposals, which back-project to find the floor.
+    `tflite_builtins`: RoIAlign and NMS from TFLite builtin ops (`pose_tl.detection.tflite_builtins`), for a
+    .tflite, rather than TensorFlow's CropAndResize and CombinedNonMaxSuppression; the same detections.
     """
     input_h, input_w = input_size
     config = detection_config
@@ -29,19 +34,19 @@ def make_detector(model, *, detection_config, class_names, input_size):
     rpn_head, roi_align, box_head = model.get_layer("rpn_head"), model.get_layer("roi_align"), model.get_layer(
         "box_head")
     num_classes = len(class_names)
+    pool, nms = roi_align, combined_nms
+    if tflite_builtins:
+        pool, nms = lambda inputs: roi_align_by_gathers(*inputs, roi_align.size), combined_nms_by_tflite_builtins
 
     def rpn_proposals(objectness, deltas):
         boxes = clip_boxes(decode_boxes(deltas, tf.constant(anchors), aspect))
-        nms = tf.image.combined_non_max_suppression(
-            boxes[:, :, None, :], tf.sigmoid(tf.cast(objectness, tf.float32))[..., None],
-            max_output_size_per_class=config.rpn_proposals, max_total_size=config.rpn_proposals,
-            iou_threshold=RPN_NMS_IOU, score_threshold=0.0, clip_boxes=False)
-        valid = tf.range(config.rpn_proposals)[None, :] < nms.valid_detections[:, None]
-        return nms.nmsed_boxes, valid
+        found = nms(tf.expand_dims(boxes, 2), tf.expand_dims(tf.sigmoid(tf.cast(objectness, tf.float32)), -1),
+                    max_size=config.rpn_proposals, iou_threshold=RPN_NMS_IOU, score_threshold=0.0)
+        return found.nmsed_boxes, filled_rows(found, config.rpn_proposals)
 
     def predict(depth, intrinsics):
         frame_h, frame_w = tf.shape(depth)[1], tf.shape(depth)[2]
-        metres = resize_depth(depth_to_metres(depth)[..., None], (input_h, input_w))
+        metres = resize_depth(tf.expand_dims(depth_to_metres(depth), -1), (input_h, input_w))
         features = features_model(preprocessing(metres), training=False)
         objectness, deltas = rpn_head(features)
         proposals, valid = [], []
@@ -58,24 +63,45 @@ def make_detector(model, *, detection_config, class_names, input_size):
             proposals.append(boxes)
             valid.append(ok)
         rois, valid = tf.concat(proposals, axis=1), tf.concat(valid, axis=1)
-        logits, box_deltas = box_head(roi_align([features, rois]))
-        scores = tf.nn.softmax(tf.cast(logits, tf.float32))[..., 1:] * tf.cast(valid, tf.float32)[..., None]
+        logits, box_deltas = box_head(pool([features, rois]))
+        scores = tf.nn.softmax(tf.cast(logits, tf.float32))[..., 1:] * tf.expand_dims(tf.cast(valid, tf.float32), -1)
         per_class = tf.reshape(tf.cast(box_deltas, tf.float32), [tf.shape(rois)[0], tf.shape(rois)[1],
                                                                  num_classes + 1, 4])[:, :, 1:]
-        boxes = clip_boxes(decode_boxes(per_class, rois[:, :, None, :], aspect))
-        nms = per_class_nms(boxes, scores, max_detections=config.max_detections, iou_threshold=config.nms_iou,
-                            score_threshold=config.score_threshold)
-        filled = tf.range(config.max_detections)[None, :] < nms.valid_detections[:, None]
-        classes = tf.cast(nms.nmsed_classes, tf.int32)
-        return {"detection_boxes": nms.nmsed_boxes, "detection_scores": nms.nmsed_scores,
+        boxes = clip_boxes(decode_boxes(per_class, tf.expand_dims(rois, 2), aspect))
+        final_nms = combined_nms_by_tflite_builtins if tflite_builtins else per_class_nms
+        found = final_nms(boxes, scores, max_size=config.max_detections, iou_threshold=config.nms_iou,
+                          score_threshold=config.score_threshold)
+        filled = filled_rows(found, config.max_detections)
+        classes = tf.cast(found.nmsed_classes, tf.int32)
+        return {"detection_boxes": found.nmsed_boxes, "detection_scores": found.nmsed_scores,
                 "detection_classes": tf.where(filled, classes + 1, 0),
                 "detection_class_names": tf.where(filled, tf.gather(tf.constant(list(class_names)), classes), ""),
-                "num_detections": nms.valid_detections}
+                "num_detections": found.valid_detections}
 
     return predict
 
 
-def per_class_nms(boxes, scores, *, max_detections, iou_threshold, score_threshold):
+def filled_rows(nms, max_size):
+    """[N, max_size] bool: which output rows of an NMS hold a detection."""
+    return tf.range(max_size)[None, :] < tf.expand_dims(nms.valid_detections, -1)
+
+
+def combined_nms(boxes, scores, *, max_size, iou_threshold, score_threshold):
+    """TensorFlow's combined NMS of boxes [N, R, 1 or C, 4] with scores [N, R, C], at most `max_size` per class and
+    in all."""
+    return tf.image.combined_non_max_suppression(
+        boxes, scores, max_output_size_per_class=max_size, max_total_size=max_size, iou_threshold=iou_threshold,
+        score_threshold=score_threshold, clip_boxes=False)
+
+
+def combined_nms_by_tflite_builtins(boxes, scores, *, max_size, iou_threshold, score_threshold):
+    """`combined_nms` of per-class boxes [N, R, C, 4], the same selection from TFLite builtin ops."""
+    return combined_nms_by_class(boxes, scores, max_output_size_per_class=max_size, max_total_size=max_size,
+                                 iou_threshold=iou_threshold_for_tflite(iou_threshold),
+                                 score_threshold=score_threshold)
+
+
+def per_class_nms(boxes, scores, *, max_size, iou_threshold, score_threshold):
     """Combined NMS of per-class boxes [N, R, C, 4] with scores [N, R, C], written in the shared-box form
     [N, R * C, 1, 4] in which row r * C + c scores only in class c.
 
@@ -84,6 +110,5 @@ def per_class_nms(boxes, scores, *, max_detections, iou_threshold, score_thresho
     """
     batch, count, classes = tf.shape(scores)[0], tf.shape(scores)[1], scores.shape[-1]
     one_class_each = tf.reshape(scores[..., None] * tf.eye(classes), [batch, count * classes, classes])
-    return tf.image.combined_non_max_suppression(
-        tf.reshape(boxes, [batch, count * classes, 1, 4]), one_class_each, max_output_size_per_class=max_detections,
-        max_total_size=max_detections, iou_threshold=iou_threshold, score_threshold=score_threshold, clip_boxes=False)
+    return combined_nms(tf.reshape(boxes, [batch, count * classes, 1, 4]), one_class_each, max_size=max_size,
+                        iou_threshold=iou_threshold, score_threshold=score_threshold)

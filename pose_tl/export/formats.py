@@ -12,8 +12,9 @@ outputs. A pose .onnx holds the same graph with one entry point, serving_with_in
 `intrinsics` (an ONNX graph has one signature; pose_tl.json says how to compute the Kinect v2 default).
 
 A detector .onnx is built the same way: serving_with_intrinsics's inputs, proposals (RPN and depth segments),
-RoIAlign and per-class NMS inside, and the SavedModel's numeric outputs (`DETECTOR_ONNX_OUTPUTS`; class names in
-pose_tl.json). Detectors have no .tflite: `NOT_CONVERTIBLE` says why.
+RoIAlign and per-class NMS inside, and the SavedModel's numeric outputs (`DETECTOR_OUTPUTS`; class names in
+pose_tl.json). A detector .tflite holds the same computation with both signatures, as a pose .tflite; its RoIAlign
+and NMS are rewritten in TFLite builtin ops (`pose_tl.detection.tflite_builtins`), which select the same detections.
 
 The network is converted in float32 whatever precision it was trained under: TFLite's and ONNX Runtime's CPU
 kernels have no bfloat16 convolutions, and the variables are float32 anyway. Measured with TF 2.21, tf2onnx 1.17
@@ -43,12 +44,8 @@ ONNX_INPUTS = ("depth uint16 [N,H,W] mm, intrinsics float32 [N,4] fx,fy,cx,cy of
                "fx = fy = {2} * W / {0}, cx = W / 2, cy = H / 2)").format(*KINECT_V2_DEPTH)
 DEPTH_SPEC = tf.TensorSpec([None, None, None], tf.uint16, name="depth")
 INTRINSICS_SPEC = tf.TensorSpec([None, 4], tf.float32, name="intrinsics")
-NOT_CONVERTIBLE = {
-    ("detector", "tflite"): "its RoIAlign and NMS need TensorFlow ops that TFLite has no builtin kernel for "
-                            "(CropAndResize, CombinedNonMaxSuppression)",
-}
 # The detection SavedModel's outputs less detection_class_names (a string tensor; pose_tl.json lists the names).
-DETECTOR_ONNX_OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
+DETECTOR_OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
 
 
 def float32_copy(model):
@@ -112,16 +109,24 @@ def import_tf2onnx():
     return tf2onnx
 
 
-def pose_tflite(model32, metadata, *, output_stride, bone_lengths):
-    """The .tflite bytes of a float32 pose model, decoding included, with both SavedModel signatures."""
-    from pose_tl.export.pose_saved_model import INTRINSICS_SIGNATURE, export_with_intrinsics, make_pose_predictor
+def tflite_with_intrinsics(model32, predict, metadata):
+    """The .tflite bytes of `predict(depth, intrinsics)` with both SavedModel signatures (serving_default: depth,
+    Kinect v2 intrinsics; serving_with_intrinsics), converted from a temporary SavedModel."""
+    from pose_tl.export.pose_saved_model import INTRINSICS_SIGNATURE, export_with_intrinsics
 
-    predict = make_pose_predictor(model32, output_stride=output_stride, bone_lengths=bone_lengths)
     with tempfile.TemporaryDirectory(prefix="pose_tl_tflite_") as tmp:
         export_with_intrinsics(model32, Path(tmp) / "saved_model", predict, metadata)
         converter = tf.lite.TFLiteConverter.from_saved_model(
             str(Path(tmp) / "saved_model"), signature_keys=[DEFAULT_SIGNATURE, INTRINSICS_SIGNATURE])
         return converter.convert()
+
+
+def pose_tflite(model32, metadata, *, output_stride, bone_lengths):
+    """The .tflite bytes of a float32 pose model, decoding included, with both SavedModel signatures."""
+    from pose_tl.export.pose_saved_model import make_pose_predictor
+
+    predict = make_pose_predictor(model32, output_stride=output_stride, bone_lengths=bone_lengths)
+    return tflite_with_intrinsics(model32, predict, metadata)
 
 
 def pose_onnx(model32, *, output_stride, bone_lengths):
@@ -136,40 +141,42 @@ def pose_onnx(model32, *, output_stride, bone_lengths):
     return onnx_bytes(people, (DEPTH_SPEC, INTRINSICS_SPEC))
 
 
-def detector_onnx(model32, *, detection_config, class_names, input_size):
+def numeric_detections(model32, *, detection_config, class_names, input_size, tflite_builtins=False):
+    """fn(depth, intrinsics) -> the detection SavedModel's numeric outputs (`DETECTOR_OUTPUTS`)."""
+    from pose_tl.detection.inference import make_detector
+
+    predict = make_detector(model32, detection_config=detection_config, class_names=class_names,
+                            input_size=input_size, tflite_builtins=tflite_builtins)
+
+    def detections(depth, intrinsics):
+        found = predict(depth, intrinsics)
+        return {name: found[name] for name in DETECTOR_OUTPUTS}
+
+    return detections
+
+
+def detector_onnx(model32, **detector):
     """The .onnx bytes of a float32 detector, proposals and NMS included: (depth, intrinsics) -> the SavedModel's
-    numeric outputs (`DETECTOR_ONNX_OUTPUTS`).
+    numeric outputs (`DETECTOR_OUTPUTS`). `detector`: `numeric_detections`'s keywords.
 
     Converts as ONNX Loop (depth segments), ScatterND (segment extents) and NonMaxSuppression: how
     `pose_tl.detection` writes those steps is what makes them convert (see `per_class_nms`, `_segment_extents`).
     """
-    from pose_tl.detection.inference import make_detector
-
-    predict = make_detector(model32, detection_config=detection_config, class_names=class_names,
-                            input_size=input_size)
-
-    @tf.function(input_signature=[DEPTH_SPEC, INTRINSICS_SPEC])
-    def detections(depth, intrinsics):
-        found = predict(depth, intrinsics)
-        return {name: found[name] for name in DETECTOR_ONNX_OUTPUTS}
-
+    detections = tf.function(numeric_detections(model32, **detector), input_signature=[DEPTH_SPEC, INTRINSICS_SPEC])
     return onnx_bytes(detections, (DEPTH_SPEC, INTRINSICS_SPEC))
+
+
+def detector_tflite(model32, metadata, **detector):
+    """The .tflite bytes of a float32 detector, proposals and NMS included, with both SavedModel signatures and
+    its numeric outputs. Depth segments convert as a TFLite WHILE; RoIAlign and NMS are rewritten in builtin ops
+    (`tflite_builtins`), since TFLite has no CropAndResize or CombinedNonMaxSuppression kernel."""
+    return tflite_with_intrinsics(model32, numeric_detections(model32, tflite_builtins=True, **detector), metadata)
 
 
 def task_of(model):
     """The task of a pose_tl model, from its head's layer name: "detector", "pose model" or "classifier"."""
     names = {layer.name for layer in model.layers}
     return "detector" if "box_head" in names else "pose model" if "pose_head" in names else "classifier"
-
-
-def require_convertible(model, export_format):
-    """The model's task (`task_of`); raises ModelFileError, in one line, where it cannot be written as
-    `export_format`."""
-    task = task_of(model)
-    if (task, export_format) in NOT_CONVERTIBLE:
-        raise ModelFileError(f"a {task} exports as saved_model only: {NOT_CONVERTIBLE[task, export_format]}. "
-                             f"Received: --format {export_format}")
-    return task
 
 
 def export_model_file(model, destination, export_format, *, output_stride=None, bone_lengths=None,
@@ -181,9 +188,9 @@ def export_model_file(model, destination, export_format, *, output_stride=None, 
         detection_config: of a detector (its recipe's `model.detection`: anchors, proposals, NMS).
 
     Raises:
-        ModelFileError: `model` is a detector and `export_format` tflite, or tf2onnx is not installed.
+        ModelFileError: tf2onnx is not installed (onnx).
     """
-    task = require_convertible(model, export_format)
+    task = task_of(model)
     if task == "detector" and detection_config is None:
         raise ValueError("`detection_config` is needed to export a detector. Received: None")
     if export_format == "onnx":
@@ -194,10 +201,14 @@ def export_model_file(model, destination, export_format, *, output_stride=None, 
 
         class_names = model.get_layer("box_head").class_names
         input_size = tuple(model.get_layer("depth_preprocessing").input.shape[1:3])
-        blob = detector_onnx(model32, detection_config=detection_config, class_names=class_names,
-                             input_size=input_size)
+        detector = {"detection_config": detection_config, "class_names": class_names, "input_size": input_size}
         metadata = {**detection_metadata(model, detection_config, class_names, input_size),
-                    "outputs": list(DETECTOR_ONNX_OUTPUTS), "signatures": {"onnx": ONNX_INPUTS}}
+                    "outputs": list(DETECTOR_OUTPUTS)}
+        if export_format == "tflite":
+            blob = detector_tflite(model32, metadata, **detector)
+        else:
+            blob = detector_onnx(model32, **detector)
+            metadata = {**metadata, "signatures": {"onnx": ONNX_INPUTS}}
     elif task == "pose model":
         from pose_tl.decoding.occlusion import DEFAULT_BONE_LENGTHS
         from pose_tl.export.pose_saved_model import pose_metadata
