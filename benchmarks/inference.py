@@ -8,10 +8,13 @@ Random weights (latency does not depend on them). Rows, at batch 1 and 8:
   pose network     with --pose: the pose recipe's Keras model (backbone and feature-pyramid head), no decoding
   pose saved_model with --pose: its SavedModel end to end (+ peak finding, PAF matching, 3D lifting)
   pose tflite/onnx with --pose: the same from `pose-tl export --format tflite|onnx` (float32, decoding inside)
+  detector ...     with --detector: the person detector recipe's SavedModel, .tflite and .onnx end to end (RPN and
+                   depth proposals, RoIAlign, box head, NMS; its VGG16 stops at block 4, the ratio is still to the
+                   whole backbone)
 The ratio is to the backbone row of the same precision (the SavedModel runs under the recipe's `precision: auto`).
 
     .venv/bin/python benchmarks/inference.py [--input-size 96 128] [--frame-size 120 160] [--repeats 20] [--pose]
-        [--set model.pose.stages=1 ...]
+        [--detector] [--set model.pose.stages=1 ...]
 """
 
 import argparse
@@ -62,6 +65,18 @@ def build_pose_model(input_size, policy, overrides=()):
                           *overrides])
     with dtype_policy(policy):
         return build(recipe.model, len(JOINT_NAMES), len(PAF_LIMBS)), recipe.model.pose.output_stride
+
+
+def build_detector(input_size, policy):
+    """The person detector recipe at `input_size`, random weights: (model, its detection config)."""
+    from pose_tl.config import load_recipe
+    from pose_tl.models.factory import build_detector as build
+    from pose_tl.training.precision import dtype_policy
+
+    recipe = load_recipe(RECIPES / "detect_person_vgg16_depth.yaml",
+                         ["model.backbone.weights=none", f"model.input_size=[{input_size[0]}, {input_size[1]}]"])
+    with dtype_policy(policy):
+        return build(recipe.model, ["person"]), recipe.model.detection
 
 
 def backbone_runner(model):
@@ -119,6 +134,7 @@ def kinect_v2_intrinsics(depth):
 
 def rows(args, policy, folder):
     """[(name, precision, run(inputs), inputs(batch_size))] for every row of the table."""
+    from pose_tl.export.detection_saved_model import export_detector
     from pose_tl.export.formats import export_model_file
     from pose_tl.export.pose_saved_model import export_pose_model
     from pose_tl.export.saved_model import export_classifier
@@ -153,6 +169,16 @@ def rows(args, policy, folder):
         if not args.no_onnx:
             pose_onnx = export_model_file(pose_model, folder / "pose_onnx", "onnx", output_stride=stride)
             table.append(("pose onnx", "float32", onnx_runner(pose_onnx, with_intrinsics=True), frames))
+    if args.detector:
+        detector, detection = build_detector(args.input_size, policy)
+        export_detector(detector, folder / "detector", detection_config=detection, class_names=["person"],
+                        input_size=tuple(args.input_size))
+        table.append(("detector saved_model", policy, saved_model_runner(folder / "detector"), frames))
+        detector_file = export_model_file(detector, folder / "detector_tflite", "tflite", detection_config=detection)
+        table.append(("detector tflite", "float32", tflite_runner(detector_file), frames))
+        if not args.no_onnx:
+            detector_onnx = export_model_file(detector, folder / "detector_onnx", "onnx", detection_config=detection)
+            table.append(("detector onnx", "float32", onnx_runner(detector_onnx, with_intrinsics=True), frames))
     return table
 
 
@@ -173,6 +199,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--pose", action="store_true", help="also the pose SavedModel (decoding inside)")
+    parser.add_argument("--detector", action="store_true", help="also the person detector's exports")
     parser.add_argument("--no-onnx", action="store_true", help="skip onnxruntime (pose_tl[onnx] not installed)")
     parser.add_argument("--set", action="append", default=[], help="pose recipe override, as `pose-tl train --set` "
                         "(e.g. model.pose.stages=1)")
@@ -185,10 +212,10 @@ def main():
     print(f"\nVGG16 depth classifier, input {args.input_size[0]}x{args.input_size[1]}, frames "
           f"{args.frame_size[0]}x{args.frame_size[1]} uint16, {os.cpu_count()} CPU cores, median of {args.repeats}"
           f"{'; pose: ' + ' '.join(args.set) if args.set else ''}")
-    print(f"{'model':<18}{'precision':<16}{'batch':>6}{'ms/batch':>10}{'img/s':>9}{'x backbone':>12}")
+    print(f"{'model':<22}{'precision':<16}{'batch':>6}{'ms/batch':>10}{'img/s':>9}{'x backbone':>12}")
     for (name, precision, batch), ms in results.items():
         ratio = ms / results[("backbone", precision, batch)]
-        print(f"{name:<18}{precision:<16}{batch:>6}{ms:>10.1f}{1000.0 * batch / ms:>9.1f}{ratio:>12.2f}")
+        print(f"{name:<22}{precision:<16}{batch:>6}{ms:>10.1f}{1000.0 * batch / ms:>9.1f}{ratio:>12.2f}")
 
 
 if __name__ == "__main__":
