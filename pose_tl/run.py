@@ -260,8 +260,10 @@ def export(checkpoint, out_dir, recipe=None, export_format="saved_model"):
 
     task = task_of(model)
     if export_format != "saved_model":
-        options = _pose_export_options(model, recipe) if task == "pose model" else {}
-        if task == "detector":
+        options = {}
+        if task == "pose model":
+            options = _pose_export_options(model, recipe)
+        elif task == "detector":
             options = {"detection_config": _detection_config(checkpoint, recipe)}
         return str(export_model_file(model, Path(out_dir), export_format, **options))
     if task == "detector":

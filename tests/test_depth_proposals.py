@@ -111,6 +111,8 @@ def test_holes_shapes_and_batching(proposals):
     assert boxes.dtype == tf.float32 and valid.dtype == tf.bool
     assert boxes.shape == (1, 48, 4) and valid.shape == (1, 48)
     assert not valid.numpy().any() and not boxes.numpy().any()
+    boxes, valid = proposals(tf.zeros([0, HEIGHT, WIDTH]), tf.zeros([0, 4]))  # an empty batch
+    assert boxes.shape == (0, 48, 4) and valid.shape == (0, 48)
 
     scene, intrinsics, _, _ = box_scene()
     person = engine_settings(people=(2, 2))
@@ -133,6 +135,36 @@ def test_holes_shapes_and_batching(proposals):
     # Another frame size (a crop: same intrinsics) through the same traced function.
     boxes, valid = proposals(depths[:, :97, :133], all_intrinsics)
     assert boxes.shape == (2, 48, 4) and valid.numpy().any(1).all()
+
+
+def test_segment_extents_are_the_segments_pixel_count_and_bounds():
+    from pose_tl.detection.depth_proposals import _segment_extents
+
+    rng = np.random.default_rng(2)
+    h, w, segments = 6, 9, 12
+    ids = rng.integers(0, segments - 2, h * w)  # the last two segments stay empty
+    rows, cols = np.repeat(np.arange(h), w), np.tile(np.arange(w), h)
+    count, top, left, bottom, right = (t.numpy() for t in _segment_extents(
+        tf.constant(ids, tf.int32), tf.constant(rows, tf.int32), tf.constant(cols, tf.int32), segments, h, w))
+    for segment in range(segments):
+        mine = ids == segment
+        assert count[segment] == mine.sum()
+        if mine.any():
+            assert (top[segment], left[segment]) == (rows[mine].min(), cols[mine].min())
+            assert (bottom[segment], right[segment]) == (rows[mine].max() + 1, cols[mine].max() + 1)
+        else:
+            assert bottom[segment] <= top[segment] and right[segment] <= left[segment]
+
+
+def test_portable_proposals_equal_the_default_ones():
+    scene, intrinsics, _, _ = box_scene()
+    frame = render_people_frame(5, 1, engine_settings(people=(3, 3)))
+    depths = np.stack([scene, frame.depth_mm / 1000.0]).astype(np.float32)
+    all_intrinsics = np.stack([intrinsics, frame.intrinsics]).astype(np.float32)
+    default, portable = (depth_proposals(depths, all_intrinsics, portable=flag) for flag in (False, True))
+    assert default[1].numpy().any(1).all()
+    for ours, theirs in zip(portable, default):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
 
 
 def test_margins_nest_unless_clipped():

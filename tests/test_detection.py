@@ -187,14 +187,14 @@ def nms_cases(rng, frames=6, rois=24, classes=3):
 
 def test_nms_and_roi_align_from_tflite_builtins_select_what_tensorflow_selects_in_tflite(tmp_path):
     """Converted with builtin ops only and run by the TFLite interpreter, on random cases."""
-    from pose_tl.detection.inference import combined_nms, combined_nms_by_tflite_builtins
-    from pose_tl.detection.tflite_builtins import roi_align_by_gathers
+    from pose_tl.detection.inference import combined_nms
+    from pose_tl.detection.tflite_builtins import combined_nms_from_builtins, roi_align_by_gathers
 
     class Builtins(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None, None, 3, 4]), tf.TensorSpec([None, None, 3]),
                                       tf.TensorSpec([None, None, None, 2]), tf.TensorSpec([None, None, 4])])
         def run(self, boxes, scores, features, rois):
-            nms = combined_nms_by_tflite_builtins(boxes, scores, max_size=7, iou_threshold=0.5, score_threshold=0.3)
+            nms = combined_nms_from_builtins(boxes, scores, max_size=7, iou_threshold=0.5, score_threshold=0.3)
             return {**nms._asdict(), "pooled": roi_align_by_gathers(features, rois, 3)}
 
     module = Builtins()
@@ -215,6 +215,18 @@ def test_nms_and_roi_align_from_tflite_builtins_select_what_tensorflow_selects_i
     # To float rounding (TFLite's average pool rounds its own way); a sample extrapolated by one and not the other
     # would differ by a feature's size.
     np.testing.assert_allclose(out["pooled"], RoiAlign(3)([features, rois]).numpy(), atol=1e-6)
+
+
+def test_per_class_nms_in_shared_box_form_selects_what_combined_nms_selects():
+    """The form the SavedModel uses (so that tf2onnx converts it) against TensorFlow's per-class combined NMS."""
+    from pose_tl.detection.inference import combined_nms, per_class_nms
+
+    boxes, scores = nms_cases(np.random.default_rng(5))
+    for threshold in (0.0, 0.3):
+        ours = per_class_nms(boxes, scores, max_size=9, iou_threshold=0.5, score_threshold=threshold)
+        expected = combined_nms(boxes, scores, max_size=9, iou_threshold=0.5, score_threshold=threshold)
+        for got, want in zip(ours, expected):
+            np.testing.assert_array_equal(got.numpy(), want.numpy())
 
 
 def detection_recipe(tmp_path, proposals="rpn", classes="person"):

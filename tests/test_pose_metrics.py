@@ -56,3 +56,15 @@ def test_right_joints_are_not_swaps_and_a_lost_hand_is_a_miss_not_a_swap():
     report = evaluate_pose([prediction_of(wrong, frame.joints_3d)], [frame])
     assert report["per_joint"]["left_hand"]["pck@0.2"] == 0.0
     assert report["per_joint"]["left_hand"]["swapped@0.2"] == 0.0
+
+
+def test_a_joint_whose_mirror_is_unlabelled_is_neither_a_swap_nor_counted():
+    frame = one_person_frame()
+    frame.visibility[0, JOINT["left_hip"]] = 0  # unlabelled: the right hip has no mirror label to be swapped with
+    prediction = frame.joints_2d.copy()
+    prediction[0, JOINT["right_hip"]] = frame.joints_2d[0, JOINT["left_hip"]]  # where the left hip is
+    prediction[0, JOINT["right_knee"]] = frame.joints_2d[0, JOINT["left_knee"]]  # a real swap
+    report = evaluate_pose([prediction_of(prediction, frame.joints_3d)], [frame])
+    assert report["per_joint"]["right_hip"]["swapped@0.2"] == 0.0
+    assert report["per_joint"]["right_knee"]["swapped@0.2"] == 1.0
+    assert report["swapped@0.2"] == pytest.approx(1 / (len(SIDED) - 2))  # both hips out of the count

@@ -145,8 +145,9 @@ class SyntheticConfig:
     camera_height_m: tuple[float, float] = bounded((0.8, 2.0), min=0.1, max=10.0)
     camera_tilt_deg: tuple[float, float] = bounded((0.0, 25.0), min=-45.0, max=60.0)  # downwards
     distance_m: tuple[float, float] = bounded((1.5, 5.0), min=0.8, max=8.0)  # people from the camera
-    # [min, max] heading: 0 faces the camera, +-90 side-on, +-180 the back to the camera (ITOP front view: near 0)
-    facing_deg: tuple[float, float] = bounded((-180.0, 180.0), min=-180.0, max=180.0)
+    # [min, max] heading: 0 faces the camera, +-90 side-on, +-180 the back to the camera (ITOP front view: near 0);
+    # a range may cross 180 ([150, 210]: backs to the camera)
+    facing_deg: tuple[float, float] = bounded((-180.0, 180.0), min=-360.0, max=360.0)
     train_frames: int = bounded(2000, min=1, max=10_000_000)
     validation_frames: int = bounded(200, min=0, max=10_000_000)
     test_frames: int = bounded(200, min=0, max=10_000_000)

@@ -97,17 +97,31 @@ def _components(z, foreground, edge_threshold_m):
 
     # The bound never binds (a label spreads at least a pixel an iteration). Not `n` itself: tf2onnx would pass
     # the int64 trip count where the loop body reads n as int32.
-    bound = tf.size(z[0], out_type=tf.int32)
+    bound = tf.size(z[:1], out_type=tf.int32)  # 0 for an empty batch
     labels, _ = tf.while_loop(lambda _, changed: changed, step, (start, tf.constant(True)), maximum_iterations=bound)
     return labels
 
 
-def _segment_extents(ids, rows, cols, segments, h, w):
-    """(pixel count, top, left, bottom + 1, right + 1) [segments] of each segment id's pixels, read off histograms
-    [segments, h] and [segments, w] of the rows and columns it covers (empty segments: count 0, bottom < top).
+def _segment_extents_by_segment_ops(ids, rows, cols, segments, h, w):
+    """(pixel count, top, left, bottom + 1, right + 1) [segments] of each segment id's pixels (empty segments:
+    count 0)."""
+    del h, w  # the same arguments as `_segment_extents`
 
-    Scatter-add and reductions, where unsorted segment min / max would be shorter: tf2onnx cannot convert those
-    for integers, and for floats it builds a [segments, largest segment] grid, quadratic in the frame's pixels.
+    def per_segment(reduce, values):
+        return reduce(values, ids, segments)
+
+    return (per_segment(tf.math.unsorted_segment_sum, tf.ones_like(rows)),
+            per_segment(tf.math.unsorted_segment_min, rows), per_segment(tf.math.unsorted_segment_min, cols),
+            per_segment(tf.math.unsorted_segment_max, rows) + 1, per_segment(tf.math.unsorted_segment_max, cols) + 1)
+
+
+def _segment_extents(ids, rows, cols, segments, h, w):
+    """What `_segment_extents_by_segment_ops` gives, read off histograms [segments, h] and [segments, w] of the rows
+    and columns each segment covers (empty segments: count 0, bottom < top).
+
+    Scatter-add and reductions, which tf2onnx and TFLite convert: tf2onnx cannot convert unsorted segment min / max
+    for integers, and for floats it builds a [segments, largest segment] grid, quadratic in the frame's pixels. The
+    histograms cost more (the proposals took ~1.3x as long), so only exports use them.
     """
     def histogram(positions, size):
         return tf.tensor_scatter_nd_add(tf.zeros([segments, size], tf.int32), tf.stack([ids, positions], -1),
@@ -123,7 +137,7 @@ def _segment_extents(ids, rows, cols, segments, h, w):
 
 
 def depth_proposals(depth_m, intrinsics, *, max_segments=16, margins=(0.0, 0.1, 0.2), edge_threshold_m=0.1,
-                    floor_cos=0.85, min_area_fraction=0.002, max_area_fraction=0.5, work_height=60):
+                    floor_cos=0.85, min_area_fraction=0.002, max_area_fraction=0.5, work_height=60, portable=False):
     """Boxes around the depth segments of a batch of frames.
 
     Args:
@@ -135,6 +149,7 @@ def depth_proposals(depth_m, intrinsics, *, max_segments=16, margins=(0.0, 0.1, 
         floor_cos: pixels whose |normal_y| reaches this are floor (background).
         min_area_fraction, max_area_fraction: segment sizes kept, as shares of the frame's pixels.
         work_height: rows of the nearest-neighbour copy the segments are found on.
+        portable: segment extents in ops that tf2onnx and TFLite convert (for .onnx / .tflite exports; slower).
 
     Returns:
         (boxes [B, max_segments * len(margins), 4] float32 normalised (ymin, xmin, ymax, xmax) in [0, 1],
@@ -151,10 +166,11 @@ def depth_proposals(depth_m, intrinsics, *, max_segments=16, margins=(0.0, 0.1, 
     # One segment id per (frame, label); background pixels go to a last, dropped id.
     ids = tf.where(foreground, labels - 1 + tf.range(batch)[:, None, None] * n, batch * n)
     ids = tf.reshape(ids, [-1])
+    extents = _segment_extents if portable else _segment_extents_by_segment_ops
     rows = tf.reshape(tf.broadcast_to(tf.range(h)[None, :, None], [batch, h, w]), [-1])
     cols = tf.reshape(tf.broadcast_to(tf.range(w)[None, None, :], [batch, h, w]), [-1])
     count, top, left, bottom, right = (tf.reshape(value[:-1], [batch, n])
-                                       for value in _segment_extents(ids, rows, cols, batch * n + 1, h, w))
+                                       for value in extents(ids, rows, cols, batch * n + 1, h, w))
     boxes = tf.cast(tf.stack([top, left, bottom, right], -1), tf.float32) / tf.cast(tf.stack([h, w, h, w]), tf.float32)
     area = tf.cast(count, tf.float32) / tf.cast(n, tf.float32)
     thickness = tf.cast(count, tf.float32) / tf.cast(tf.maximum(bottom - top, right - left), tf.float32)

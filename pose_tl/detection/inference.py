@@ -12,18 +12,19 @@ import tensorflow as tf
 from pose_tl.backbones.depth_preprocessing import depth_to_metres
 from pose_tl.data.augment import resize_depth
 from pose_tl.detection.boxes import anchor_grid, clip_boxes, decode_boxes
-from pose_tl.detection.tflite_builtins import combined_nms_by_class, iou_threshold_for_tflite, roi_align_by_gathers
+from pose_tl.detection.tflite_builtins import combined_nms_from_builtins, roi_align_by_gathers
 from pose_tl.models.detector import features_model_of
 
 RPN_NMS_IOU = 0.7  # Faster R-CNN's proposal NMS
 
 
-def make_detector(model, *, detection_config, class_names, input_size, tflite_builtins=False):
+def make_detector(model, *, detection_config, class_names, input_size, portable=None):
     """fn(depth [N, H, W] uint16 mm or float metres, intrinsics [N, 4]) -> the detection dict above.
 
     Intrinsics (of the N frames, pixels) matter only to the depth proposals, which back-project to find the floor.
-    `tflite_builtins`: RoIAlign and NMS from TFLite builtin ops (`pose_tl.detection.tflite_builtins`), for a
-    .tflite, rather than TensorFlow's CropAndResize and CombinedNonMaxSuppression; the same detections.
+    `portable`: None (TensorFlow's ops, the fastest: the SavedModel), "onnx" or "tflite": the same detections from
+    ops that tf2onnx converts (per-class NMS in shared-box form, histogram segment extents) or that TFLite has
+    builtin kernels for (`pose_tl.detection.tflite_builtins`: RoIAlign by gathers, NMS per frame and class).
     """
     input_h, input_w = input_size
     config = detection_config
@@ -34,13 +35,16 @@ def make_detector(model, *, detection_config, class_names, input_size, tflite_bu
     rpn_head, roi_align, box_head = model.get_layer("rpn_head"), model.get_layer("roi_align"), model.get_layer(
         "box_head")
     num_classes = len(class_names)
-    pool, nms = roi_align, combined_nms
-    if tflite_builtins:
-        pool, nms = lambda inputs: roi_align_by_gathers(*inputs, roi_align.size), combined_nms_by_tflite_builtins
+    pool, rpn_nms, final_nms = roi_align, combined_nms, combined_nms
+    if portable == "onnx":
+        final_nms = per_class_nms
+    elif portable == "tflite":
+        pool = lambda inputs: roi_align_by_gathers(*inputs, roi_align.size)  # noqa: E731
+        rpn_nms = final_nms = combined_nms_from_builtins
 
     def rpn_proposals(objectness, deltas):
         boxes = clip_boxes(decode_boxes(deltas, tf.constant(anchors), aspect))
-        found = nms(tf.expand_dims(boxes, 2), tf.expand_dims(tf.sigmoid(tf.cast(objectness, tf.float32)), -1),
+        found = rpn_nms(tf.expand_dims(boxes, 2), tf.expand_dims(tf.sigmoid(tf.cast(objectness, tf.float32)), -1),
                     max_size=config.rpn_proposals, iou_threshold=RPN_NMS_IOU, score_threshold=0.0)
         return found.nmsed_boxes, filled_rows(found, config.rpn_proposals)
 
@@ -59,7 +63,8 @@ def make_detector(model, *, detection_config, class_names, input_size, tflite_bu
 
             sx, sy = input_w / tf.cast(frame_w, tf.float32), input_h / tf.cast(frame_h, tf.float32)
             fx, fy, cx, cy = tf.unstack(tf.cast(intrinsics, tf.float32), axis=-1)
-            boxes, ok = depth_proposals(metres[..., 0], tf.stack([fx * sx, fy * sy, cx * sx, cy * sy], axis=-1))
+            boxes, ok = depth_proposals(metres[..., 0], tf.stack([fx * sx, fy * sy, cx * sx, cy * sy], axis=-1),
+                                        portable=portable is not None)
             proposals.append(boxes)
             valid.append(ok)
         rois, valid = tf.concat(proposals, axis=1), tf.concat(valid, axis=1)
@@ -68,7 +73,6 @@ def make_detector(model, *, detection_config, class_names, input_size, tflite_bu
         per_class = tf.reshape(tf.cast(box_deltas, tf.float32), [tf.shape(rois)[0], tf.shape(rois)[1],
                                                                  num_classes + 1, 4])[:, :, 1:]
         boxes = clip_boxes(decode_boxes(per_class, tf.expand_dims(rois, 2), aspect))
-        final_nms = combined_nms_by_tflite_builtins if tflite_builtins else per_class_nms
         found = final_nms(boxes, scores, max_size=config.max_detections, iou_threshold=config.nms_iou,
                           score_threshold=config.score_threshold)
         filled = filled_rows(found, config.max_detections)
@@ -92,13 +96,6 @@ def combined_nms(boxes, scores, *, max_size, iou_threshold, score_threshold):
     return tf.image.combined_non_max_suppression(
         boxes, scores, max_output_size_per_class=max_size, max_total_size=max_size, iou_threshold=iou_threshold,
         score_threshold=score_threshold, clip_boxes=False)
-
-
-def combined_nms_by_tflite_builtins(boxes, scores, *, max_size, iou_threshold, score_threshold):
-    """`combined_nms` of per-class boxes [N, R, C, 4], the same selection from TFLite builtin ops."""
-    return combined_nms_by_class(boxes, scores, max_output_size_per_class=max_size, max_total_size=max_size,
-                                 iou_threshold=iou_threshold_for_tflite(iou_threshold),
-                                 score_threshold=score_threshold)
 
 
 def per_class_nms(boxes, scores, *, max_size, iou_threshold, score_threshold):

@@ -49,8 +49,9 @@ def crop_and_resize_by_gathers(images, boxes, crop_size):
         return tf.reshape(tf.gather(flat, tf.reshape(index, [-1])), [batch, count, crop_h, crop_w, channels])
 
     x_lerp = tf.reshape(x_lerp, [batch, count, 1, crop_w, 1])
-    upper = pixels(top, left) + (pixels(top, right) - pixels(top, left)) * x_lerp
-    lower = pixels(bottom, left) + (pixels(bottom, right) - pixels(bottom, left)) * x_lerp
+    top_left, bottom_left = pixels(top, left), pixels(bottom, left)
+    upper = top_left + (pixels(top, right) - top_left) * x_lerp
+    lower = bottom_left + (pixels(bottom, right) - bottom_left) * x_lerp
     crops = upper + (lower - upper) * tf.reshape(y_lerp, [batch, count, crop_h, 1, 1])
     inside = tf.logical_and(tf.expand_dims(y_inside, -1), tf.expand_dims(x_inside, -2))
     return tf.where(tf.expand_dims(inside, -1), crops, 0.0)
@@ -65,23 +66,21 @@ def roi_align_by_gathers(features, rois, size):
     return tf.reshape(pooled, [batch, count, size, size, channels])
 
 
-def iou_threshold_for_tflite(iou_threshold):
-    """The float32 just above `iou_threshold`: TFLite's NMS kernel suppresses at IoU >= threshold, TensorFlow's
-    above it, and `iou >= next float` is `iou > threshold` for every float32 IoU."""
-    return float(np.nextafter(np.float32(iou_threshold), np.float32(np.inf)))
+def combined_nms_from_builtins(boxes, scores, *, max_size, iou_threshold, score_threshold):
+    """`tf.image.combined_non_max_suppression(boxes, scores, max_size, max_size, ..., clip_boxes=False)` for
+    per-class boxes [N, R, C, 4] and scores [N, R, C]: per class, scores strictly above `score_threshold`, greedy
+    suppression above `iou_threshold`, at most `max_size`; then the `max_size` best of all classes by score,
+    zero-padded. Boxes with exactly equal scores that overlap may be kept in the other order than TensorFlow's
+    (whose kernel prefers the lower index; TFLite's compares scores only).
 
-
-def combined_nms_by_class(boxes, scores, *, max_output_size_per_class, max_total_size, iou_threshold,
-                          score_threshold):
-    """`tf.image.combined_non_max_suppression(boxes, scores, ..., clip_boxes=False)` for per-class boxes
-    [N, R, C, 4] and scores [N, R, C], with the same selection: per class, scores strictly above `score_threshold`,
-    greedy suppression above `iou_threshold` (give `iou_threshold_for_tflite` of it when converting), at most
-    `max_output_size_per_class`; then the `max_total_size` best of all classes by score, zero-padded.
+    TFLite's NMS kernel suppresses at IoU >= its threshold, TensorFlow's above it: it gets the next float32 up, and
+    `iou >= next float` is `iou > threshold` for every float32 IoU.
 
     Returns a `CombinedNms` as TensorFlow's (classes as float32 0..C-1).
     """
     classes = scores.shape[-1]
-    per_class = max_output_size_per_class
+    per_class = max_size
+    iou_threshold = float(np.nextafter(np.float32(iou_threshold), np.float32(np.inf)))
 
     def one_frame(frame):
         frame_boxes, frame_scores = frame
@@ -94,13 +93,10 @@ def combined_nms_by_class(boxes, scores, *, max_output_size_per_class, max_total
             found_scores.append(tf.gather(frame_scores[:, c], selected))
             found_classes.append(tf.fill([per_class], float(c)))
             found.append(tf.range(per_class) < count)
-        padding = max(max_total_size - classes * per_class, 0)  # as many candidates as outputs, at least
-        found_boxes = tf.pad(tf.concat(found_boxes, 0), [[0, padding], [0, 0]])
-        found_scores, found_classes = (tf.pad(tf.concat(values, 0), [[0, padding]])
-                                       for values in (found_scores, found_classes))
-        found = tf.pad(tf.concat(found, 0), [[0, padding]])
+        found_boxes, found_scores, found_classes, found = (tf.concat(values, 0) for values in (
+            found_boxes, found_scores, found_classes, found))  # classes * max_size candidates for max_size outputs
         # Selected scores are above the threshold; the rest sort below every one of them.
-        best = tf.math.top_k(tf.where(found, found_scores, -np.inf), k=max_total_size).indices
+        best = tf.math.top_k(tf.where(found, found_scores, -np.inf), k=max_size).indices
         kept = tf.gather(found, best)
         return (tf.where(tf.expand_dims(kept, -1), tf.gather(found_boxes, best), 0.0),
                 tf.where(kept, tf.gather(found_scores, best), 0.0),
@@ -109,8 +105,8 @@ def combined_nms_by_class(boxes, scores, *, max_output_size_per_class, max_total
 
     boxes = tf.ensure_shape(tf.cast(boxes, tf.float32), [None, None, classes, 4])
     nms = tf.map_fn(one_frame, (boxes, tf.cast(scores, tf.float32)),
-                    fn_output_signature=(tf.TensorSpec([max_total_size, 4], tf.float32),
-                                         tf.TensorSpec([max_total_size], tf.float32),
-                                         tf.TensorSpec([max_total_size], tf.float32),
+                    fn_output_signature=(tf.TensorSpec([max_size, 4], tf.float32),
+                                         tf.TensorSpec([max_size], tf.float32),
+                                         tf.TensorSpec([max_size], tf.float32),
                                          tf.TensorSpec([], tf.int32)))
     return CombinedNms(*nms)

@@ -4,8 +4,9 @@ Predicted people are matched one-to-one to ground-truth people per frame, greedi
 ground truth's labelled joints (most confident prediction first). An unmatched ground-truth person counts as missed
 in PCK and mAP; MPJPE averages over matched joints only.
 
-`swapped@0.2` is a diagnostic, not a score: the share of labelled left/right joints that miss their own label but
-hit the mirror joint's (within the PCK distance), i.e. a person seen from the front taken as seen from the back.
+`swapped@0.2` is a diagnostic, not a score: the share of labelled left/right joints (whose mirror joint is labelled
+too) that miss their own label but hit the mirror joint's (within the PCK distance), i.e. a person seen from the
+front taken as seen from the back.
 Depth silhouettes carry few front/back cues, so this is where a depth pose model's errors tend to gather.
 """
 
@@ -18,9 +19,9 @@ from pose_tl.data.people.skeleton import FLIP_INDEX, JOINT, JOINT_NAMES, LIMBS
 
 PCK_FRACTION = 0.2  # of the torso size (neck to hip centre, 2D)
 DISTANCE_3D_M = 0.10  # ITOP's 10 cm
-# OKS falloff per joint, from COCO's (head ~ eyes/ears, neck and torso ~ shoulders and hips).
 MIRROR = np.array(FLIP_INDEX)
 SIDED = MIRROR != np.arange(len(JOINT_NAMES))  # joints with a left / right counterpart
+# OKS falloff per joint, from COCO's (head ~ eyes/ears, neck and torso ~ shoulders and hips).
 OKS_SIGMAS = np.array([0.079, 0.079, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.107, 0.087, 0.087,
                        0.089, 0.089])
 
@@ -62,7 +63,7 @@ def evaluate_pose(predictions, frames):
     """
     joints = len(JOINT_NAMES)
     pck_hits, map_hits, totals, totals_3d = np.zeros(joints), np.zeros(joints), np.zeros(joints), np.zeros(joints)
-    swaps = np.zeros(joints)
+    swaps, swap_totals = np.zeros(joints), np.zeros(joints)  # over labelled sided joints whose mirror is labelled
     errors = [[] for _ in range(joints)]
     images, annotations, results = [], [], []
     for image_id, (pred, frame) in enumerate(zip(predictions, frames), start=1):
@@ -74,6 +75,7 @@ def evaluate_pose(predictions, frames):
         has_3d = labelled & np.all(np.isfinite(frame.joints_3d), axis=-1)  # COCO-style files may lack 3D labels
         totals += labelled.sum(axis=0)
         totals_3d += has_3d.sum(axis=0)
+        swap_totals += (labelled & SIDED & labelled[:, MIRROR]).sum(axis=0)
         for p, g in pairs:
             ok = labelled[g] & valid[p]
             torso = _torso_size(frame.joints_2d[g], frame.visibility[g], frame.boxes[g])
@@ -101,7 +103,7 @@ def evaluate_pose(predictions, frames):
     per_joint = {name: {"pck@0.2": _share(pck_hits[j], totals[j]),
                         "map@10cm": _share(map_hits[j], totals_3d[j]) if totals_3d[j] else None,
                         "mpjpe_mm": float(np.mean(errors[j]) * 1000) if errors[j] else None,
-                        "swapped@0.2": _share(swaps[j], totals[j]) if SIDED[j] else None,
+                        "swapped@0.2": _share(swaps[j], swap_totals[j]) if SIDED[j] else None,
                         "labelled": int(totals[j])} for j, name in enumerate(JOINT_NAMES)}
     all_errors = np.concatenate([np.asarray(e) for e in errors if e]) if any(errors) else np.zeros(0)
     return {"frames": len(frames), "people": len(annotations), "predicted_people": len(results),
@@ -109,7 +111,7 @@ def evaluate_pose(predictions, frames):
                 [per_joint[n]["map@10cm"] for n in JOINT_NAMES if per_joint[n]["map@10cm"] is not None]))
             if totals_3d.any() else None,
             "mpjpe_mm": float(all_errors.mean() * 1000) if all_errors.size else None,
-            "swapped@0.2": _share(swaps[SIDED].sum(), totals[SIDED].sum()),
+            "swapped@0.2": _share(swaps.sum(), swap_totals.sum()),
             **oks_average_precision(images, annotations, results), "per_joint": per_joint}
 
 

@@ -17,8 +17,8 @@ pose_tl.json). A detector .tflite holds the same computation with both signature
 and NMS are rewritten in TFLite builtin ops (`pose_tl.detection.tflite_builtins`), which select the same detections.
 
 The network is converted in float32 whatever precision it was trained under: TFLite's and ONNX Runtime's CPU
-kernels have no bfloat16 convolutions, and the variables are float32 anyway. Measured with TF 2.21, tf2onnx 1.17
-and onnxruntime 1.32.
+kernels have no bfloat16 convolutions, and the variables are float32 anyway. What converts, and how the graphs are
+written so that it does, was worked out with TF 2.21, tf2onnx 1.17 and onnxruntime 1.32.
 """
 
 import json
@@ -33,6 +33,7 @@ from pose_tl.backbones.depth_preprocessing import depth_to_metres
 from pose_tl.data.people.engine import KINECT_V2_DEPTH
 from pose_tl.data.augment import resize_depth
 from pose_tl.errors import ModelFileError
+from pose_tl.export.detection_saved_model import OUTPUTS as DETECTION_OUTPUTS
 from pose_tl.export.saved_model import DEFAULT_SIGNATURE, METADATA_FILE, classifier_metadata
 from pose_tl.models.classifier import PROBABILITIES
 from pose_tl.training.precision import dtype_policy
@@ -45,7 +46,7 @@ ONNX_INPUTS = ("depth uint16 [N,H,W] mm, intrinsics float32 [N,4] fx,fy,cx,cy of
 DEPTH_SPEC = tf.TensorSpec([None, None, None], tf.uint16, name="depth")
 INTRINSICS_SPEC = tf.TensorSpec([None, 4], tf.float32, name="intrinsics")
 # The detection SavedModel's outputs less detection_class_names (a string tensor; pose_tl.json lists the names).
-DETECTOR_OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
+DETECTOR_OUTPUTS = tuple(name for name in DETECTION_OUTPUTS if name != "detection_class_names")
 
 
 def float32_copy(model):
@@ -136,17 +137,21 @@ def pose_onnx(model32, *, output_stride, bone_lengths):
     """
     from pose_tl.export.pose_saved_model import make_pose_predictor
 
-    predict = make_pose_predictor(model32, output_stride=output_stride, bone_lengths=bone_lengths)
-    people = tf.function(predict, input_signature=[DEPTH_SPEC, INTRINSICS_SPEC])
-    return onnx_bytes(people, (DEPTH_SPEC, INTRINSICS_SPEC))
+    return onnx_with_intrinsics(make_pose_predictor(model32, output_stride=output_stride, bone_lengths=bone_lengths))
 
 
-def numeric_detections(model32, *, detection_config, class_names, input_size, tflite_builtins=False):
+def onnx_with_intrinsics(predict):
+    """The .onnx bytes of `predict(depth, intrinsics)`: serving_with_intrinsics's inputs (one ONNX entry point)."""
+    return onnx_bytes(tf.function(predict, input_signature=[DEPTH_SPEC, INTRINSICS_SPEC]),
+                      (DEPTH_SPEC, INTRINSICS_SPEC))
+
+
+def numeric_detections(model32, *, detection_config, class_names, input_size, portable):
     """fn(depth, intrinsics) -> the detection SavedModel's numeric outputs (`DETECTOR_OUTPUTS`)."""
     from pose_tl.detection.inference import make_detector
 
     predict = make_detector(model32, detection_config=detection_config, class_names=class_names,
-                            input_size=input_size, tflite_builtins=tflite_builtins)
+                            input_size=input_size, portable=portable)
 
     def detections(depth, intrinsics):
         found = predict(depth, intrinsics)
@@ -162,15 +167,14 @@ def detector_onnx(model32, **detector):
     Converts as ONNX Loop (depth segments), ScatterND (segment extents) and NonMaxSuppression: how
     `pose_tl.detection` writes those steps is what makes them convert (see `per_class_nms`, `_segment_extents`).
     """
-    detections = tf.function(numeric_detections(model32, **detector), input_signature=[DEPTH_SPEC, INTRINSICS_SPEC])
-    return onnx_bytes(detections, (DEPTH_SPEC, INTRINSICS_SPEC))
+    return onnx_with_intrinsics(numeric_detections(model32, portable="onnx", **detector))
 
 
 def detector_tflite(model32, metadata, **detector):
     """The .tflite bytes of a float32 detector, proposals and NMS included, with both SavedModel signatures and
     its numeric outputs. Depth segments convert as a TFLite WHILE; RoIAlign and NMS are rewritten in builtin ops
     (`tflite_builtins`), since TFLite has no CropAndResize or CombinedNonMaxSuppression kernel."""
-    return tflite_with_intrinsics(model32, numeric_detections(model32, tflite_builtins=True, **detector), metadata)
+    return tflite_with_intrinsics(model32, numeric_detections(model32, portable="tflite", **detector), metadata)
 
 
 def task_of(model):
