@@ -147,6 +147,15 @@ def rows(args, policy, folder):
     def preprocessed(batch):
         return rng.uniform(-114.8, 140.2, size=(batch, *args.input_size, 1)).astype(np.float32)
 
+    def files_with_intrinsics(name, model, **export_options):
+        """Rows of `model`'s .tflite (serving_default: Kinect v2 intrinsics) and .onnx (intrinsics as an input)."""
+        tflite = export_model_file(model, folder / f"{name}_tflite", "tflite", **export_options)
+        found = [(f"{name} tflite", "float32", tflite_runner(tflite), frames)]
+        if not args.no_onnx:
+            onnx = export_model_file(model, folder / f"{name}_onnx", "onnx", **export_options)
+            found.append((f"{name} onnx", "float32", onnx_runner(onnx, with_intrinsics=True), frames))
+        return found
+
     model = build_classifier(args.input_size, policy)
     export_classifier(model, folder / "saved_model")
     table = [("backbone", policy, backbone_runner(model), preprocessed)]
@@ -164,21 +173,13 @@ def rows(args, policy, folder):
         export_pose_model(pose_model, folder / "pose", output_stride=stride)
         table.append(("pose network", policy, network_runner(pose_model), preprocessed))
         table.append(("pose saved_model", policy, saved_model_runner(folder / "pose"), frames))
-        pose_file = export_model_file(pose_model, folder / "pose_tflite", "tflite", output_stride=stride)
-        table.append(("pose tflite", "float32", tflite_runner(pose_file), frames))
-        if not args.no_onnx:
-            pose_onnx = export_model_file(pose_model, folder / "pose_onnx", "onnx", output_stride=stride)
-            table.append(("pose onnx", "float32", onnx_runner(pose_onnx, with_intrinsics=True), frames))
+        table += files_with_intrinsics("pose", pose_model, output_stride=stride)
     if args.detector:
         detector, detection = build_detector(args.input_size, policy)
         export_detector(detector, folder / "detector", detection_config=detection, class_names=["person"],
                         input_size=tuple(args.input_size))
         table.append(("detector saved_model", policy, saved_model_runner(folder / "detector"), frames))
-        detector_file = export_model_file(detector, folder / "detector_tflite", "tflite", detection_config=detection)
-        table.append(("detector tflite", "float32", tflite_runner(detector_file), frames))
-        if not args.no_onnx:
-            detector_onnx = export_model_file(detector, folder / "detector_onnx", "onnx", detection_config=detection)
-            table.append(("detector onnx", "float32", onnx_runner(detector_onnx, with_intrinsics=True), frames))
+        table += files_with_intrinsics("detector", detector, detection_config=detection)
     return table
 
 
