@@ -6,18 +6,20 @@ Random weights (latency does not depend on them). Rows, at batch 1 and 8:
                    depth preprocessing, backbone, head, argmax and class names out (the issue's target: <= 1.15x)
   tflite / onnx    the same classifier from `pose-tl export --format tflite|onnx` (float32; class names in JSON)
   pose network     with --pose: the pose recipe's Keras model (backbone and feature-pyramid head), no decoding
-  pose saved_model with --pose: its SavedModel end to end (+ peak finding, PAF matching, 3D lifting)
+  pose saved_model with --pose: its SavedModel end to end (+ peak finding, PAF matching, 3D lifting, XLA-compiled)
   pose tflite/onnx with --pose: the same from `pose-tl export --format tflite|onnx` (float32, decoding inside)
   detector ...     with --detector: the person detector recipe's SavedModel, .tflite and .onnx end to end (RPN and
                    depth proposals, RoIAlign, box head, NMS; its VGG16 stops at block 4, the ratio is still to the
                    whole backbone)
-The ratio is to the backbone row of the same precision (the SavedModel runs under the recipe's `precision: auto`).
+The ratio is to the backbone row of the same precision (the SavedModel runs under the recipe's `precision: auto`),
+timed in the same rounds: each round calls every row once, so drift of the machine hits them alike.
 
     .venv/bin/python benchmarks/inference.py [--input-size 96 128] [--frame-size 120 160] [--repeats 20] [--pose]
         [--detector] [--set model.pose.stages=1 ...]
 """
 
 import argparse
+import functools
 import os
 import statistics
 import tempfile
@@ -30,16 +32,19 @@ RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 BATCHES = (1, 8)
 
 
-def time_ms(fn, warmup, repeats, reduce=statistics.median):
-    """`reduce` of the wall times of `fn()` in milliseconds, after `warmup` untimed calls (tracing, caches)."""
-    for _ in range(warmup):
-        fn()
-    times = []
+def time_interleaved(calls, warmup, repeats):
+    """{key: median ms} of `calls` {key: fn()}, timed in rounds of one call each (so that the machine's drift
+    during the run hits every row alike), after `warmup` untimed calls each (tracing, XLA compilation, caches)."""
+    for fn in calls.values():
+        for _ in range(warmup):
+            fn()
+    times = {key: [] for key in calls}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000.0)
-    return reduce(times)
+        for key, fn in calls.items():
+            start = time.perf_counter()
+            fn()
+            times[key].append((time.perf_counter() - start) * 1000.0)
+    return {key: statistics.median(values) for key, values in times.items()}
 
 
 def build_classifier(input_size, policy):
@@ -184,13 +189,18 @@ def rows(args, policy, folder):
 
 
 def time_rows(table, warmup, repeats):
-    """{(name, precision, batch): median ms per batch}."""
+    """{(name, precision, batch): median ms per batch}, every row of a batch size interleaved."""
     results = {}
-    for name, precision, run, inputs in table:
-        for batch in BATCHES:
-            batch_inputs = inputs(batch)
-            results[(name, precision, batch)] = time_ms(lambda: run(batch_inputs), warmup, repeats)
-    return results
+    for batch in BATCHES:
+        calls = {}
+        for name, precision, run, inputs in table:
+            calls[(name, precision, batch)] = functools.partial(run, inputs(batch))
+        results.update(time_interleaved(calls, warmup, repeats))
+    return {key: results[key] for key in sorted(results, key=lambda key: (table_order(table, key), key[2]))}
+
+
+def table_order(table, key):
+    return [(name, precision) for name, precision, _, _ in table].index(key[:2])
 
 
 def main():

@@ -8,7 +8,7 @@ from pose_tl.data.people.engine import render_people_frame
 from pose_tl.data.people.skeleton import JOINT, LIMBS, NUM_JOINTS, OUT_OF_FRAME, PAF_LIMBS, VISIBLE
 from pose_tl.data.people.targets import joint_depth_targets, joint_heatmaps, part_affinity_fields
 from pose_tl.data.people.tfds_builder import default_settings
-from pose_tl.decoding.grouping import greedy_matches
+from pose_tl.decoding.grouping import greedy_matches, group_people
 from pose_tl.decoding.lifting import depth_at_keypoints, lift_to_camera_space
 from pose_tl.decoding.occlusion import DEFAULT_BONE_LENGTHS, bone_length_statistics, infer_missing_joints
 from pose_tl.decoding.peaks import find_peaks
@@ -111,6 +111,36 @@ def test_the_decoding_graph_has_no_loops_or_conditionals():
     kinds = {op.type for op in graph.get_operations()}
     assert not kinds & {"While", "StatelessWhile", "If", "StatelessIf", "TensorListReserve", "TensorListFromTensor"}
     assert "GatherNd" in kinds  # it did build the decoding
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_people_assembled_in_loops_are_those_of_the_unrolled_graph(seed):
+    """The loop form (what the SavedModel compiles with XLA) runs the very same limb step as the unrolled graph."""
+    rng = np.random.default_rng(seed)
+    frames = int(rng.integers(1, 4))
+    heatmaps = tf.constant(rng.uniform(size=(frames, 24, 32, NUM_JOINTS)).astype(np.float32) ** rng.choice([2, 8]))
+    pafs = tf.constant(rng.uniform(-1, 1, (frames, 24, 32, 2 * len(PAF_LIMBS))).astype(np.float32))
+    xy, scores = find_peaks(heatmaps, threshold=0.2, max_peaks=8)
+    unrolled = tf.function(lambda *args: group_people(*args), autograph=False)(xy, scores, pafs)
+    looped = tf.function(lambda *args: group_people(*args, loop=True), autograph=False)(xy, scores, pafs)
+    assert unrolled[3].numpy().sum() >= frames  # random maps make people
+    for a, b in zip(unrolled, looped):  # the same people; scores summed in another order differ in the last bit
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_decoding_compiled_with_xla_finds_the_people_of_tensorflow_ops():
+    frames = [ground_truth_frame(index, people=people) for index, people in ((0, (1, 1)), (1, (3, 3)), (2, (2, 2)))]
+    depth = np.stack([frame.depth_mm / 1000.0 for frame, _, _ in frames]).astype(np.float32)
+    intrinsics = np.stack([frame.intrinsics for frame, _, _ in frames]).astype(np.float32)
+    heatmaps = tf.concat([maps for _, maps, _ in frames], 0)
+    pafs = tf.concat([maps for _, _, maps in frames], 0)
+    plain = decode_people(heatmaps, pafs, depth, intrinsics, stride=STRIDE)
+    compiled = tf.function(lambda *args: decode_people(*args, stride=STRIDE, loop=True), autograph=False,
+                           jit_compile=True)(heatmaps, pafs, depth, intrinsics)
+    assert compiled["num_people"].numpy().tolist() == [1, 3, 2]
+    for name, value in plain.items():
+        np.testing.assert_allclose(np.asarray(compiled[name], np.float64), np.asarray(value, np.float64), atol=1e-4,
+                                   err_msg=name)
 
 
 def test_learned_joint_depths_lift_occluded_joints_that_the_surface_offsets_cannot():

@@ -1,6 +1,7 @@
 """The pose task so far: heatmap / PAF targets, the pose head, and training through the CLI."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -201,6 +202,17 @@ print(json.dumps(bool(np.allclose(a["heatmaps"].numpy(), b["heatmaps"].numpy()))
     assert shapes["keypoints_3d"][0] == [2, 10, NUM_JOINTS, 3] and shapes["keypoint_inferred"][1] == "bool"
     assert shapes["heatmaps"][0] == [2, 32 // 8, 64 // 8, NUM_JOINTS]  # output stride 8
     assert json.loads(same_maps)
+    assert compiled_functions(tmp_path / "sm")  # decoding runs as XLA-compiled functions
+
+
+def compiled_functions(saved_model):
+    """Names of the SavedModel's functions marked for XLA compilation."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((Path(saved_model) / "saved_model.pb").read_bytes())
+    return [function.signature.name for function in proto.meta_graphs[0].graph_def.library.function
+            if function.attr["_XlaMustCompile"].b]
 
 
 def test_pose_with_learned_joint_depths_at_stride_2_trains_exports_and_loads_with_tensorflow_alone(tmp_path):

@@ -10,7 +10,9 @@ they have no joint in common. At most `max_people` people are kept, by score.
 Every frame of the batch and every limb is scored and matched at once, and each loop runs over a size known when
 the graph is built (candidates per joint, limbs), unrolled: the graph has no loop, no conditional and no per-frame
 map, so its op count does not grow with the batch, and it converts to ONNX and TFLite node for node (no tensor
-has more than 5 dimensions, TFLite's limit).
+has more than 5 dimensions, TFLite's limit). With `loop=True` the people are assembled in `tf.while_loop`s over the
+limbs instead, running the same limb step: what the SavedModel compiles with XLA, whose compile time grows with
+the graph.
 """
 
 import tensorflow as tf
@@ -125,66 +127,125 @@ def _merge_split_people(person_joint, owner, limb_total, parent, child, matches)
     return person_joint, owner, limb_total
 
 
-def group_people(xy, scores, pafs, max_people=10, min_joints=3):
+class _PerJoint:
+    """A table with one row [N, M] per joint: a Python list of tensors (the unrolled graph, where reading or
+    replacing a row is a list item, not an op) or one tensor [N, J, M] (in a loop, where the joint is a tensor)."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def __getitem__(self, joint):
+        return self.rows[joint] if isinstance(self.rows, list) else self.rows[:, joint]
+
+    def replaced(self, joint, values):
+        if isinstance(self.rows, list):
+            return _PerJoint([values if j == joint else row for j, row in enumerate(self.rows)])
+        at_joint = tf.reshape(tf.equal(tf.range(NUM_JOINTS), joint), [1, NUM_JOINTS, 1])
+        return _PerJoint(tf.where(at_joint, values[:, None], self.rows))
+
+    def stacked(self):
+        return tf.stack(self.rows, axis=1) if isinstance(self.rows, list) else self.rows
+
+    def like(self, stacked):
+        """`stacked` [N, J, M] in this table's form."""
+        return _PerJoint(tf.unstack(stacked, NUM_JOINTS, axis=1) if isinstance(self.rows, list) else stacked)
+
+
+def _add_limb(state, parent, child, matches, pair_scores, merge):
+    """One limb's matched pairs added to the people: `state` (owner: each candidate's person slot, `_PerJoint` of
+    [N, K]; slot_joint: each slot's candidate, `_PerJoint` of [N, C]; limb_total [N, C]; next_slot [N]) -> the next
+    state.
+
+    `parent` and `child` are ints (the unrolled graph) or scalar tensors (a loop); `matches` [N, K] and
+    `pair_scores` [N, K, K] are this limb's; `merge`: join people the pair links (extra limbs only).
+    """
+    owner, slot_joint, limb_total, next_slot = state
+    k, capacity = owner[0].shape[1], slot_joint[0].shape[1]
+    candidates, slots = tf.range(k), tf.range(capacity)
+    has_match = matches >= 0
+    child_index = tf.maximum(matches, 0)
+    parent_owner = owner[parent]
+    child_owner = take(owner[child], child_index)
+    # a pair joins the parent's person, else the child's, else starts a new person; a pair whose ends are in two
+    # people already (only an extra limb's can be) is left to the merge below
+    has_match = has_match & ~((parent_owner >= 0) & (child_owner >= 0) & tf.not_equal(parent_owner, child_owner))
+    # nor does a pair replace a joint its person already holds (an extra limb reaching a second left shoulder)
+    holds_child = take(slot_joint[child], tf.maximum(parent_owner, 0)) >= 0
+    holds_parent = take(slot_joint[parent], tf.maximum(child_owner, 0)) >= 0
+    has_match = has_match & ~((parent_owner >= 0) & (child_owner < 0) & holds_child) & ~(
+        (child_owner >= 0) & (parent_owner < 0) & holds_parent)
+    starts = tf.cast(has_match & (parent_owner < 0) & (child_owner < 0), tf.int32)
+    new_slots = next_slot[:, None] + tf.cumsum(starts, axis=1) - 1
+    slot = tf.where(parent_owner >= 0, parent_owner, tf.where(child_owner >= 0, child_owner, new_slots))
+    next_slot = next_slot + tf.reduce_sum(starts, axis=1)
+    # dense updates (one pair per slot): in_slot[n, i, c] says parent candidate i's pair goes to person slot c
+    in_slot = (slot[:, :, None] == slots) & has_match[:, :, None]  # [N, K, C]
+    filled = tf.reduce_any(in_slot, axis=1)  # [N, C]
+    slot_joint = slot_joint.replaced(parent, tf.where(
+        filled, tf.reduce_max(tf.where(in_slot, candidates[:, None], -1), axis=1), slot_joint[parent]))
+    slot_joint = slot_joint.replaced(child, tf.where(
+        filled, tf.reduce_max(tf.where(in_slot, child_index[:, :, None], -1), axis=1), slot_joint[child]))
+    child_pick = (child_index[:, :, None] == candidates) & has_match[:, :, None]  # [N, parent K, child K]
+    child_slot = tf.reduce_max(tf.where(child_pick, slot[:, :, None], -1), axis=1)
+    owner = owner.replaced(child, tf.where(tf.reduce_any(child_pick, axis=1), child_slot, owner[child]))
+    owner = owner.replaced(parent, tf.where(has_match, slot, parent_owner))
+    gained = tf.reduce_sum(tf.where(child_pick, pair_scores, 0.0), axis=-1)  # [N, K]
+    limb_total = limb_total + tf.reduce_sum(tf.where(in_slot, gained[:, :, None], 0.0), axis=1)
+    if merge:  # along the tree, a child joint has no person yet: nothing to merge
+        person_joint, owned, limb_total = _merge_split_people(tf.transpose(slot_joint.stacked(), [0, 2, 1]),
+                                                              owner.stacked(), limb_total, parent, child, matches)
+        slot_joint, owner = slot_joint.like(tf.transpose(person_joint, [0, 2, 1])), owner.like(owned)
+    return owner, slot_joint, limb_total, next_slot
+
+
+def _add_limbs(state, first, stop, all_matches, pair_scores, merge, loop):
+    """Limbs `first` .. `stop - 1` of `PAF_LIMBS` in order: unrolled, or in a `tf.while_loop` (one copy of the
+    step, which XLA compiles several times faster than the unrolled graph)."""
+    if not loop:
+        for limb in range(first, stop):
+            state = _add_limb(state, PARENTS[limb], CHILDREN[limb], all_matches[:, limb], pair_scores[:, limb], merge)
+        return state
+    parents, children = tf.constant(PARENTS, tf.int32), tf.constant(CHILDREN, tf.int32)
+
+    def step(limb, owner, slot_joint, limb_total, next_slot):
+        owner, slot_joint, limb_total, next_slot = _add_limb(
+            (_PerJoint(owner), _PerJoint(slot_joint), limb_total, next_slot), parents[limb], children[limb],
+            tf.gather(all_matches, limb, axis=1), tf.gather(pair_scores, limb, axis=1), merge)
+        return limb + 1, owner.rows, slot_joint.rows, limb_total, next_slot
+
+    owner, slot_joint, limb_total, next_slot = state
+    _, owner, slot_joint, limb_total, next_slot = tf.while_loop(
+        lambda limb, *_: limb < stop, step, (tf.constant(first), owner.stacked(), slot_joint.stacked(), limb_total,
+                                             next_slot))
+    return _PerJoint(owner), _PerJoint(slot_joint), limb_total, next_slot
+
+
+def group_people(xy, scores, pafs, max_people=10, min_joints=3, loop=False):
     """Assemble people in a batch of frames.
 
     Args:
         xy: [N, J, K, 2] joint candidates (output pixels), K known when the graph is built; scores: [N, J, K]
             (0 = no candidate); pafs: [N, H, W, 2L].
+        loop: add the limbs in two `tf.while_loop`s instead of unrolled (the same result; for XLA, whose compile
+            time grows with the graph; TFLite and ONNX run the unrolled graph faster).
 
     Returns:
         keypoints [N, P, J, 2], keypoint_scores [N, P, J] (0 = not found), person_scores [N, P], num_people [N],
         with P = `max_people`, people sorted by score; groups of fewer than `min_joints` joints are dropped.
     """
     xy, scores = tf.cast(xy, tf.float32), tf.cast(scores, tf.float32)
-    k = xy.shape[2]
+    frames, k = tf.shape(xy)[0], xy.shape[2]
     capacity = NUM_JOINTS * k  # enough slots for every candidate to start a person
     pair_scores = limb_scores(xy, scores, pafs)  # [N, L, K, K]
     all_matches = greedy_matches(pair_scores)  # [N, L, K]
-    # per joint (a list, so that updating a joint is a list item, not an op): each candidate's person slot [N, K],
-    # and each person slot's candidate [N, C]
-    owner = [-tf.ones_like(all_matches[:, 0])] * NUM_JOINTS
-    person_joint = [-tf.ones([tf.shape(xy)[0], capacity], tf.int32)] * NUM_JOINTS
-    limb_total = tf.zeros([tf.shape(xy)[0], capacity], tf.float32)
-    next_slot = tf.zeros_like(all_matches[:, 0, 0])
-    candidates, slots = tf.range(k), tf.range(capacity)
-    for limb, (parent, child) in enumerate(PAF_LIMBS):
-        matches = all_matches[:, limb]
-        has_match = matches >= 0
-        child_index = tf.maximum(matches, 0)
-        parent_owner = owner[parent]
-        child_owner = take(owner[child], child_index)
-        # a pair joins the parent's person, else the child's, else starts a new person; a pair whose ends are in two
-        # people already (only an extra limb's can be) is left to the merge below
-        has_match = has_match & ~((parent_owner >= 0) & (child_owner >= 0) & tf.not_equal(parent_owner, child_owner))
-        # nor does a pair replace a joint its person already holds (an extra limb reaching a second left shoulder)
-        holds_child = take(person_joint[child], tf.maximum(parent_owner, 0)) >= 0
-        holds_parent = take(person_joint[parent], tf.maximum(child_owner, 0)) >= 0
-        has_match = has_match & ~((parent_owner >= 0) & (child_owner < 0) & holds_child) & ~(
-            (child_owner >= 0) & (parent_owner < 0) & holds_parent)
-        starts = tf.cast(has_match & (parent_owner < 0) & (child_owner < 0), tf.int32)
-        new_slots = next_slot[:, None] + tf.cumsum(starts, axis=1) - 1
-        slot = tf.where(parent_owner >= 0, parent_owner, tf.where(child_owner >= 0, child_owner, new_slots))
-        next_slot = next_slot + tf.reduce_sum(starts, axis=1)
-        # dense updates (one pair per slot): in_slot[n, i, c] says parent candidate i's pair goes to person slot c
-        in_slot = (slot[:, :, None] == slots) & has_match[:, :, None]  # [N, K, C]
-        filled = tf.reduce_any(in_slot, axis=1)  # [N, C]
-        person_joint[parent] = tf.where(filled, tf.reduce_max(tf.where(in_slot, candidates[:, None], -1), axis=1),
-                                        person_joint[parent])
-        person_joint[child] = tf.where(filled, tf.reduce_max(tf.where(in_slot, child_index[:, :, None], -1), axis=1),
-                                       person_joint[child])
-        child_pick = (child_index[:, :, None] == candidates) & has_match[:, :, None]  # [N, parent K, child K]
-        child_slot = tf.reduce_max(tf.where(child_pick, slot[:, :, None], -1), axis=1)
-        owner[parent] = tf.where(has_match, slot, parent_owner)
-        owner[child] = tf.where(tf.reduce_any(child_pick, axis=1), child_slot, owner[child])
-        gained = tf.reduce_sum(tf.where(child_pick, pair_scores[:, limb], 0.0), axis=-1)  # [N, K]
-        limb_total = limb_total + tf.reduce_sum(tf.where(in_slot, gained[:, :, None], 0.0), axis=1)
-        if limb >= len(LIMBS):  # along the tree, a child joint has no person yet: nothing to merge
-            joined, owned, limb_total = _merge_split_people(tf.stack(person_joint, axis=-1),
-                                                            tf.stack(owner, axis=1), limb_total, parent, child,
-                                                            matches)
-            person_joint, owner = tf.unstack(joined, NUM_JOINTS, axis=-1), tf.unstack(owned, NUM_JOINTS, axis=1)
-    return _ranked_people(xy, scores, tf.stack(person_joint, axis=-1), limb_total, max_people, min_joints)
+    state = (_PerJoint([-tf.ones([frames, k], tf.int32)] * NUM_JOINTS),
+             _PerJoint([-tf.ones([frames, capacity], tf.int32)] * NUM_JOINTS),
+             tf.zeros([frames, capacity], tf.float32), tf.zeros([frames], tf.int32))
+    state = _add_limbs(state, 0, len(LIMBS), all_matches, pair_scores, False, loop)
+    _, slot_joint, limb_total, _ = _add_limbs(state, len(LIMBS), len(PAF_LIMBS), all_matches, pair_scores, True,
+                                              loop)
+    return _ranked_people(xy, scores, tf.transpose(slot_joint.stacked(), [0, 2, 1]), limb_total, max_people,
+                          min_joints)
 
 
 def _ranked_people(xy, scores, person_joint, limb_total, max_people, min_joints):

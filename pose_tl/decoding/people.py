@@ -16,7 +16,7 @@ from pose_tl.decoding.peaks import find_peaks
 
 def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=None, peak_threshold=0.2, max_peaks=8,
                   max_people=10, min_joint_score=0.3, surface_offset_m=JOINT_SURFACE_OFFSETS_M,
-                  bone_lengths=DEFAULT_BONE_LENGTHS):
+                  bone_lengths=DEFAULT_BONE_LENGTHS, loop=False):
     """Decode a batch.
 
     Args:
@@ -27,13 +27,15 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=No
         intrinsics: [N, 4] (fx, fy, cx, cy) for that resolution.
         min_joint_score: found joints below this score are replaced by inferred ones.
         surface_offset_m: skin-to-joint depth, a scalar or one value per joint.
+        loop: assemble people in loops over the limbs, not unrolled (for XLA: `grouping.group_people`).
 
     Returns:
         A dict: num_people [N], keypoints_2d [N, P, J, 2] (input pixels), keypoints_3d [N, P, J, 3] (metres,
         camera frame), keypoint_scores [N, P, J], keypoint_inferred [N, P, J] (bool), person_scores [N, P].
     """
     xy, scores = find_peaks(heatmaps, threshold=peak_threshold, max_peaks=max_peaks)
-    keypoints, keypoint_scores, person_scores, count = group_people(xy, scores, pafs, max_people=max_people)
+    keypoints, keypoint_scores, person_scores, count = group_people(xy, scores, pafs, max_people=max_people,
+                                                                        loop=loop)
     keypoints_px = keypoints * float(stride)  # [N, P, J, 2]
     offset = (read_joint_maps(joint_depth, keypoints) if joint_depth is not None
               else tf.constant(surface_offset_m, tf.float32))

@@ -126,7 +126,8 @@ def pose_tflite(model32, metadata, *, output_stride, bone_lengths):
     """The .tflite bytes of a float32 pose model, decoding included, with both SavedModel signatures."""
     from pose_tl.export.pose_saved_model import make_pose_predictor
 
-    predict = make_pose_predictor(model32, output_stride=output_stride, bone_lengths=bone_lengths)
+    predict = make_pose_predictor(model32, output_stride=output_stride, bone_lengths=bone_lengths,
+                                  compiled_decoding=False)
     return tflite_with_intrinsics(model32, predict, metadata)
 
 
@@ -137,7 +138,8 @@ def pose_onnx(model32, *, output_stride, bone_lengths):
     """
     from pose_tl.export.pose_saved_model import make_pose_predictor
 
-    return onnx_with_intrinsics(make_pose_predictor(model32, output_stride=output_stride, bone_lengths=bone_lengths))
+    return onnx_with_intrinsics(make_pose_predictor(model32, output_stride=output_stride, bone_lengths=bone_lengths,
+                                  compiled_decoding=False))
 
 
 def onnx_with_intrinsics(predict):
