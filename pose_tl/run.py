@@ -122,12 +122,14 @@ def _fit_pose(recipe, data, out_dir, resume, export, verbose, log):
     write_json_atomic(out_dir / "bone_lengths.json", bone_lengths)
     if data.sizes["validation"]:
         predict = tf.function(make_pose_predictor(model, output_stride=recipe.model.pose.output_stride,
-                                                  bone_lengths=bone_lengths))
+                                                  bone_lengths=bone_lengths,
+                                                  compiled_decoding=recipe.model.pose.xla_decoding))
         result.update(run_pose.evaluate_people(predict, recipe, "validation", out_dir / EVAL_DIR))
     if recipe.train.export_at_end if export is None else export:
         result["saved_model"] = str(export_pose_model(model, out_dir / SAVED_MODEL,
                                                       output_stride=recipe.model.pose.output_stride,
-                                                      bone_lengths=bone_lengths))
+                                                      bone_lengths=bone_lengths,
+                                                      xla_decoding=recipe.model.pose.xla_decoding))
     return result
 
 
@@ -275,7 +277,8 @@ def export(checkpoint, out_dir, recipe=None, export_format="saved_model"):
     if task == "pose model":
         from pose_tl.export.pose_saved_model import export_pose_model
 
-        return str(export_pose_model(model, Path(out_dir), **_pose_export_options(model, recipe)))
+        xla = {"xla_decoding": recipe.model.pose.xla_decoding} if recipe is not None and recipe.task == "pose" else {}
+        return str(export_pose_model(model, Path(out_dir), **_pose_export_options(model, recipe), **xla))
     from pose_tl.export.saved_model import export_classifier
 
     return str(export_classifier(model, Path(out_dir)))

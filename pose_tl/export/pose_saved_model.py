@@ -107,7 +107,9 @@ def export_with_intrinsics(model, destination, predict, metadata):
     return destination
 
 
-def export_pose_model(model, destination, *, output_stride, bone_lengths=DEFAULT_BONE_LENGTHS):
+def export_pose_model(model, destination, *, output_stride, bone_lengths=DEFAULT_BONE_LENGTHS, xla_decoding=True):
     """Write the pose SavedModel (decoding inside) atomically."""
-    predict = make_pose_predictor(model, output_stride=output_stride, bone_lengths=bone_lengths)
-    return export_with_intrinsics(model, destination, predict, pose_metadata(model, output_stride, bone_lengths))
+    predict = make_pose_predictor(model, output_stride=output_stride, bone_lengths=bone_lengths,
+                                  compiled_decoding=xla_decoding)
+    metadata = {**pose_metadata(model, output_stride, bone_lengths), "xla_decoding": bool(xla_decoding)}
+    return export_with_intrinsics(model, destination, predict, metadata)
