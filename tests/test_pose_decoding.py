@@ -128,6 +128,18 @@ def test_people_assembled_in_loops_are_those_of_the_unrolled_graph(seed):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("shape", [(2, 10), (3,)])
+def test_missing_joints_inferred_in_a_loop_are_those_of_the_unrolled_graph(shape):
+    rng = np.random.default_rng(len(shape))
+    xyz = tf.constant(rng.uniform(-1, 3, (*shape, NUM_JOINTS, 3)).astype(np.float32))
+    found = tf.constant(rng.uniform(size=(*shape, NUM_JOINTS)) < 0.4)
+    unrolled = infer_missing_joints(xyz, found)
+    looped = tf.function(lambda *args: infer_missing_joints(*args, loop=True), autograph=False)(xyz, found)
+    assert unrolled[1].numpy().sum() > 0
+    np.testing.assert_array_equal(unrolled[1].numpy(), looped[1].numpy())
+    np.testing.assert_allclose(unrolled[0].numpy(), looped[0].numpy(), atol=1e-6)
+
+
 def test_decoding_compiled_with_xla_finds_the_people_of_tensorflow_ops():
     frames = [ground_truth_frame(index, people=people) for index, people in ((0, (1, 1)), (1, (3, 3)), (2, (2, 2)))]
     depth = np.stack([frame.depth_mm / 1000.0 for frame, _, _ in frames]).astype(np.float32)

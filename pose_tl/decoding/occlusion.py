@@ -36,13 +36,16 @@ def _incoming(child):
     return None, None
 
 
-def infer_missing_joints(xyz, found, bone_lengths=DEFAULT_BONE_LENGTHS):
+def infer_missing_joints(xyz, found, bone_lengths=DEFAULT_BONE_LENGTHS, loop=False):
     """Fill joints of xyz [..., J, 3] where `found` [..., J] is False from connected found joints.
 
     Returns:
         (xyz [..., J, 3], inferred [..., J] bool); joints with no found neighbour chain stay as they were, not
-        inferred. Joints are handled as a list of per-joint tensors, so an update is a list item, not an op.
+        inferred. Joints are handled as a list of per-joint tensors, so an update is a list item, not an op; with
+        `loop`, the same steps run in a `tf.while_loop` over the limbs (for XLA, which compiles it much faster).
     """
+    if loop:
+        return _infer_in_a_loop(xyz, found, bone_lengths)
     points = tf.unstack(xyz, NUM_JOINTS, axis=-2)
     known = tf.unstack(tf.cast(found, tf.bool), NUM_JOINTS, axis=-1)
     inferred = [tf.zeros_like(known[0])] * NUM_JOINTS
@@ -64,6 +67,46 @@ def infer_missing_joints(xyz, found, bone_lengths=DEFAULT_BONE_LENGTHS):
             inferred[child], inferred[parent] = inferred[child] | fill_child, inferred[parent] | fill_parent
             known[child], known[parent] = known[child] | fill_child, known[parent] | fill_parent
     return tf.stack(points, axis=-2), tf.stack(inferred, axis=-1)
+
+
+def _infer_in_a_loop(xyz, found, bone_lengths):
+    """`infer_missing_joints` step by step in a `tf.while_loop`: two sweeps over `LIMBS`, joints as a tensor axis."""
+    limbs = len(LIMBS)
+    parents = tf.constant([parent for parent, _ in LIMBS])
+    children = tf.constant([child for _, child in LIMBS])
+    grands = tf.constant([-1 if _incoming(parent)[1] is None else _incoming(parent)[1] for parent, _ in LIMBS])
+    lengths = tf.constant(bone_lengths, xyz.dtype)
+    down = tf.constant(DOWN, xyz.dtype)
+    joints = tf.range(NUM_JOINTS)
+
+    def with_joint(table, joint, values):  # table [..., J], values [...]
+        return tf.where(tf.equal(joints, joint), values[..., None], table)
+
+    def with_point(points, joint, values):  # points [..., J, 3], values [..., 3]
+        return tf.where(tf.equal(joints, joint)[:, None], values[..., None, :], points)
+
+    def step(i, points, known, inferred):
+        limb = i % limbs
+        parent, child, grand = parents[limb], children[limb], tf.maximum(grands[limb], 0)
+        point = lambda joint: tf.gather(points, joint, axis=-2)  # noqa: E731
+        is_known = lambda joint: tf.gather(known, joint, axis=-1)  # noqa: E731
+        incoming = point(parent) - point(grand)
+        usable = (grands[limb] >= 0) & is_known(parent) & is_known(grand) & (tf.norm(incoming, axis=-1) > 1e-6)
+        direction = tf.where(usable[..., None], tf.math.l2_normalize(incoming, axis=-1), down)
+        fill_child = is_known(parent) & ~is_known(child)
+        fill_parent = is_known(child) & ~is_known(parent)
+        new_child = tf.where(fill_child[..., None], point(parent) + direction * lengths[limb], point(child))
+        new_parent = tf.where(fill_parent[..., None], point(child) - direction * lengths[limb], point(parent))
+        points = with_point(with_point(points, child, new_child), parent, new_parent)
+        inferred = with_joint(with_joint(inferred, child, tf.gather(inferred, child, axis=-1) | fill_child), parent,
+                              tf.gather(inferred, parent, axis=-1) | fill_parent)
+        known = with_joint(with_joint(known, child, is_known(child) | fill_child), parent, is_known(parent) | fill_parent)
+        return i + 1, points, known, inferred
+
+    found = tf.cast(found, tf.bool)
+    _, points, _, inferred = tf.while_loop(lambda i, *_: i < 2 * limbs, step,
+                                           (tf.constant(0), xyz, found, tf.zeros_like(found)))
+    return points, inferred
 
 
 def occluded_by_depth(xyz, found, bone_lengths=DEFAULT_BONE_LENGTHS, margin_m=0.15):

@@ -27,7 +27,8 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=No
         intrinsics: [N, 4] (fx, fy, cx, cy) for that resolution.
         min_joint_score: found joints below this score are replaced by inferred ones.
         surface_offset_m: skin-to-joint depth, a scalar or one value per joint.
-        loop: assemble people in loops over the limbs, not unrolled (for XLA: `grouping.group_people`).
+        loop: assemble people and infer missing joints in loops over the limbs, not unrolled (for XLA, whose
+            compile time grows with the graph: `grouping.group_people`).
 
     Returns:
         A dict: num_people [N], keypoints_2d [N, P, J, 2] (input pixels), keypoints_3d [N, P, J, 3] (metres,
@@ -46,7 +47,7 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=No
     hidden = occluded_by_depth(xyz, found, bone_lengths)  # found in 2D, but depth reads the occluder
     xyz, depth_inferred = depth_from_neighbours(keypoints_px, xyz, found & ~hidden, hidden, intrinsics)
     found = found & ~hidden
-    xyz, inferred = infer_missing_joints(xyz, found | depth_inferred, bone_lengths)
+    xyz, inferred = infer_missing_joints(xyz, found | depth_inferred, bone_lengths, loop=loop)
     inferred = inferred | depth_inferred
 
     fx, fy, cx, cy = per_frame_intrinsics(intrinsics, 3)

@@ -102,8 +102,9 @@ class PoseHead(keras.layers.Layer):
             last = stage == self.stages - 1
             outputs.append((heatmaps, pafs, self.depth_out(y)) if last and self.depth_out is not None
                            else (heatmaps, pafs))
-            stage_input = keras.ops.concatenate([x, keras.ops.cast(heatmaps, x.dtype), keras.ops.cast(pafs, x.dtype)],
-                                                axis=-1)
+            if not last:
+                stage_input = keras.ops.concatenate(
+                    [x, keras.ops.cast(heatmaps, x.dtype), keras.ops.cast(pafs, x.dtype)], axis=-1)
         return outputs
 
     def get_config(self):
