@@ -32,8 +32,13 @@ RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 BATCHES = (1, 8)
 
 
-def time_interleaved(calls, warmup, repeats):
-    """{key: median ms} of `calls` {key: fn()}, timed in rounds of one call each (so that the machine's drift
+def time_ms(fn, warmup, repeats, reduce=statistics.median):
+    """`reduce` of the wall times of `fn()` in milliseconds, after `warmup` untimed calls (tracing, caches)."""
+    return time_interleaved({"fn": fn}, warmup, repeats, reduce)["fn"]
+
+
+def time_interleaved(calls, warmup, repeats, reduce=statistics.median):
+    """{key: `reduce` of ms} of `calls` {key: fn()}, timed in rounds of one call each (so that the machine's drift
     during the run hits every row alike), after `warmup` untimed calls each (tracing, XLA compilation, caches)."""
     for fn in calls.values():
         for _ in range(warmup):
@@ -44,7 +49,7 @@ def time_interleaved(calls, warmup, repeats):
             start = time.perf_counter()
             fn()
             times[key].append((time.perf_counter() - start) * 1000.0)
-    return {key: statistics.median(values) for key, values in times.items()}
+    return {key: reduce(values) for key, values in times.items()}
 
 
 def build_classifier(input_size, policy):

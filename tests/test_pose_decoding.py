@@ -150,9 +150,9 @@ def test_decoding_compiled_with_xla_finds_the_people_of_tensorflow_ops():
     compiled = tf.function(lambda *args: decode_people(*args, stride=STRIDE, loop=True), autograph=False,
                            jit_compile=True)(heatmaps, pafs, depth, intrinsics)
     assert compiled["num_people"].numpy().tolist() == [1, 3, 2]
-    for name, value in plain.items():
+    for name, value in plain.items():  # relative too: a joint inferred near the camera plane projects far out
         np.testing.assert_allclose(np.asarray(compiled[name], np.float64), np.asarray(value, np.float64), atol=1e-4,
-                                   err_msg=name)
+                                   rtol=1e-5, err_msg=name)
 
 
 def test_learned_joint_depths_lift_occluded_joints_that_the_surface_offsets_cannot():

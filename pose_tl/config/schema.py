@@ -74,7 +74,7 @@ class PoseHeadConfig:
     # false: fixed per-joint skin-to-centre offsets. Off by default until it wins at the demo's budget.
     joint_depth: bool = False
     # Resizing and decoding in the SavedModel (and in evaluation) as XLA-compiled functions: decoding is hundreds of
-    # small ops, ~3x faster compiled; the first call for each batch size compiles (~3 s). false: TensorFlow's ops
+    # small ops, 2-3x faster compiled; the first call for each batch size compiles (~3 s). false: TensorFlow's ops
     # (a TensorFlow build without XLA).
     xla_decoding: bool = True
     # weighted_mse: (1 + foreground_weight * |target|) * squared error, OpenPose's L2 made to learn fast on sparse

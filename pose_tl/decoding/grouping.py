@@ -15,10 +15,11 @@ limbs instead, running the same limb step: what the SavedModel compiles with XLA
 the graph.
 """
 
+import numpy as np
 import tensorflow as tf
 
 from pose_tl.data.people.skeleton import LIMBS, NUM_JOINTS, PAF_LIMBS
-from pose_tl.decoding.indexing import batch_index_like, pixel_indices, take
+from pose_tl.decoding.indexing import PerJoint, batch_index_like, pixel_indices, take
 
 SAMPLES = 10
 MIN_ALIGNED_SHARE = 0.7  # share of samples whose PAF agrees with the segment
@@ -127,41 +128,17 @@ def _merge_split_people(person_joint, owner, limb_total, parent, child, matches)
     return person_joint, owner, limb_total
 
 
-class _PerJoint:
-    """A table with one row [N, M] per joint: a Python list of tensors (the unrolled graph, where reading or
-    replacing a row is a list item, not an op) or one tensor [N, J, M] (in a loop, where the joint is a tensor)."""
-
-    def __init__(self, rows):
-        self.rows = rows
-
-    def __getitem__(self, joint):
-        return self.rows[joint] if isinstance(self.rows, list) else self.rows[:, joint]
-
-    def replaced(self, joint, values):
-        if isinstance(self.rows, list):
-            return _PerJoint([values if j == joint else row for j, row in enumerate(self.rows)])
-        at_joint = tf.reshape(tf.equal(tf.range(NUM_JOINTS), joint), [1, NUM_JOINTS, 1])
-        return _PerJoint(tf.where(at_joint, values[:, None], self.rows))
-
-    def stacked(self):
-        return tf.stack(self.rows, axis=1) if isinstance(self.rows, list) else self.rows
-
-    def like(self, stacked):
-        """`stacked` [N, J, M] in this table's form."""
-        return _PerJoint(tf.unstack(stacked, NUM_JOINTS, axis=1) if isinstance(self.rows, list) else stacked)
-
-
 def _add_limb(state, parent, child, matches, pair_scores, merge):
-    """One limb's matched pairs added to the people: `state` (owner: each candidate's person slot, `_PerJoint` of
-    [N, K]; slot_joint: each slot's candidate, `_PerJoint` of [N, C]; limb_total [N, C]; next_slot [N]) -> the next
-    state.
+    """One limb's matched pairs added to the people: `state` (owner: each candidate's person slot, a `PerJoint` of
+    [N, K]; slot_joint: each slot's candidate, a `PerJoint` of [N, C]; limb_total [N, C]; next_slot [N]) -> the
+    next state.
 
     `parent` and `child` are ints (the unrolled graph) or scalar tensors (a loop); `matches` [N, K] and
     `pair_scores` [N, K, K] are this limb's; `merge`: join people the pair links (extra limbs only).
     """
     owner, slot_joint, limb_total, next_slot = state
     k, capacity = owner[0].shape[1], slot_joint[0].shape[1]
-    candidates, slots = tf.range(k), tf.range(capacity)
+    candidates, slots = tf.constant(np.arange(k, dtype=np.int32)), tf.constant(np.arange(capacity, dtype=np.int32))
     has_match = matches >= 0
     child_index = tf.maximum(matches, 0)
     parent_owner = owner[parent]
@@ -192,9 +169,9 @@ def _add_limb(state, parent, child, matches, pair_scores, merge):
     gained = tf.reduce_sum(tf.where(child_pick, pair_scores, 0.0), axis=-1)  # [N, K]
     limb_total = limb_total + tf.reduce_sum(tf.where(in_slot, gained[:, :, None], 0.0), axis=1)
     if merge:  # along the tree, a child joint has no person yet: nothing to merge
-        person_joint, owned, limb_total = _merge_split_people(tf.transpose(slot_joint.stacked(), [0, 2, 1]),
-                                                              owner.stacked(), limb_total, parent, child, matches)
-        slot_joint, owner = slot_joint.like(tf.transpose(person_joint, [0, 2, 1])), owner.like(owned)
+        person_joint, owned, limb_total = _merge_split_people(slot_joint.stacked(axis=-1), owner.stacked(),
+                                                              limb_total, parent, child, matches)
+        slot_joint, owner = slot_joint.from_stacked(person_joint, axis=-1), owner.from_stacked(owned)
     return owner, slot_joint, limb_total, next_slot
 
 
@@ -209,15 +186,15 @@ def _add_limbs(state, first, stop, all_matches, pair_scores, merge, loop):
 
     def step(limb, owner, slot_joint, limb_total, next_slot):
         owner, slot_joint, limb_total, next_slot = _add_limb(
-            (_PerJoint(owner), _PerJoint(slot_joint), limb_total, next_slot), parents[limb], children[limb],
+            (PerJoint(owner, -2), PerJoint(slot_joint, -2), limb_total, next_slot), parents[limb], children[limb],
             tf.gather(all_matches, limb, axis=1), tf.gather(pair_scores, limb, axis=1), merge)
-        return limb + 1, owner.rows, slot_joint.rows, limb_total, next_slot
+        return limb + 1, owner.entries, slot_joint.entries, limb_total, next_slot
 
     owner, slot_joint, limb_total, next_slot = state
     _, owner, slot_joint, limb_total, next_slot = tf.while_loop(
         lambda limb, *_: limb < stop, step, (tf.constant(first), owner.stacked(), slot_joint.stacked(), limb_total,
                                              next_slot))
-    return _PerJoint(owner), _PerJoint(slot_joint), limb_total, next_slot
+    return PerJoint(owner, -2), PerJoint(slot_joint, -2), limb_total, next_slot
 
 
 def group_people(xy, scores, pafs, max_people=10, min_joints=3, loop=False):
@@ -238,14 +215,13 @@ def group_people(xy, scores, pafs, max_people=10, min_joints=3, loop=False):
     capacity = NUM_JOINTS * k  # enough slots for every candidate to start a person
     pair_scores = limb_scores(xy, scores, pafs)  # [N, L, K, K]
     all_matches = greedy_matches(pair_scores)  # [N, L, K]
-    state = (_PerJoint([-tf.ones([frames, k], tf.int32)] * NUM_JOINTS),
-             _PerJoint([-tf.ones([frames, capacity], tf.int32)] * NUM_JOINTS),
+    state = (PerJoint([-tf.ones([frames, k], tf.int32)] * NUM_JOINTS, -2),
+             PerJoint([-tf.ones([frames, capacity], tf.int32)] * NUM_JOINTS, -2),
              tf.zeros([frames, capacity], tf.float32), tf.zeros([frames], tf.int32))
     state = _add_limbs(state, 0, len(LIMBS), all_matches, pair_scores, False, loop)
     _, slot_joint, limb_total, _ = _add_limbs(state, len(LIMBS), len(PAF_LIMBS), all_matches, pair_scores, True,
                                               loop)
-    return _ranked_people(xy, scores, tf.transpose(slot_joint.stacked(), [0, 2, 1]), limb_total, max_people,
-                          min_joints)
+    return _ranked_people(xy, scores, slot_joint.stacked(axis=-1), limb_total, max_people, min_joints)
 
 
 def _ranked_people(xy, scores, person_joint, limb_total, max_people, min_joints):

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from pose_tl.data.people.skeleton import LIMBS, NUM_JOINTS
+from pose_tl.decoding.indexing import PerJoint
 from pose_tl.decoding.lifting import per_frame_intrinsics
 
 # Mean bone lengths (metres) of a 1.7 m adult in the synthetic engine's proportions, in `LIMBS` order.
@@ -41,72 +42,57 @@ def infer_missing_joints(xyz, found, bone_lengths=DEFAULT_BONE_LENGTHS, loop=Fal
 
     Returns:
         (xyz [..., J, 3], inferred [..., J] bool); joints with no found neighbour chain stay as they were, not
-        inferred. Joints are handled as a list of per-joint tensors, so an update is a list item, not an op; with
-        `loop`, the same steps run in a `tf.while_loop` over the limbs (for XLA, which compiles it much faster).
+        inferred. Two sweeps over `LIMBS`, unrolled (joints as lists of per-joint tensors, so an update is a list
+        item, not an op) or, with `loop`, the same step in a `tf.while_loop` (for XLA, which compiles it much faster).
     """
-    if loop:
-        return _infer_in_a_loop(xyz, found, bone_lengths)
-    points = tf.unstack(xyz, NUM_JOINTS, axis=-2)
-    known = tf.unstack(tf.cast(found, tf.bool), NUM_JOINTS, axis=-1)
-    inferred = [tf.zeros_like(known[0])] * NUM_JOINTS
-    down = tf.constant(DOWN, xyz.dtype)
-    for _ in range(2):  # two sweeps: children from parents, then parents from children
-        for limb, (parent, child) in enumerate(LIMBS):
-            length = float(bone_lengths[limb])
-            _, grand = _incoming(parent)
-            direction = down
-            if grand is not None:
-                incoming = points[parent] - points[grand]
-                usable = known[parent] & known[grand] & (tf.norm(incoming, axis=-1) > 1e-6)
-                direction = tf.where(usable[..., None], tf.math.l2_normalize(incoming, axis=-1), down)
-            fill_child = known[parent] & ~known[child]
-            fill_parent = known[child] & ~known[parent]
-            points[child], points[parent] = (
-                tf.where(fill_child[..., None], points[parent] + direction * length, points[child]),
-                tf.where(fill_parent[..., None], points[child] - direction * length, points[parent]))
-            inferred[child], inferred[parent] = inferred[child] | fill_child, inferred[parent] | fill_parent
-            known[child], known[parent] = known[child] | fill_child, known[parent] | fill_parent
-    return tf.stack(points, axis=-2), tf.stack(inferred, axis=-1)
-
-
-def _infer_in_a_loop(xyz, found, bone_lengths):
-    """`infer_missing_joints` step by step in a `tf.while_loop`: two sweeps over `LIMBS`, joints as a tensor axis."""
-    limbs = len(LIMBS)
-    parents = tf.constant([parent for parent, _ in LIMBS])
-    children = tf.constant([child for _, child in LIMBS])
+    found = tf.cast(found, tf.bool)
+    if not loop:
+        tables = (PerJoint.unstacked(xyz, -2), PerJoint.unstacked(found, -1),
+                  PerJoint.unstacked(tf.zeros_like(found), -1))
+        for _ in range(2):
+            for limb, (parent, child) in enumerate(LIMBS):
+                tables = _infer_along_limb(tables, parent, child, _incoming(parent)[1], float(bone_lengths[limb]))
+        return tables[0].stacked(), tables[2].stacked()
+    parents, children = tf.constant([parent for parent, _ in LIMBS]), tf.constant([child for _, child in LIMBS])
     grands = tf.constant([-1 if _incoming(parent)[1] is None else _incoming(parent)[1] for parent, _ in LIMBS])
     lengths = tf.constant(bone_lengths, xyz.dtype)
-    down = tf.constant(DOWN, xyz.dtype)
-    joints = tf.range(NUM_JOINTS)
-
-    def with_joint(table, joint, values):  # table [..., J], values [...]
-        return tf.where(tf.equal(joints, joint), values[..., None], table)
-
-    def with_point(points, joint, values):  # points [..., J, 3], values [..., 3]
-        return tf.where(tf.equal(joints, joint)[:, None], values[..., None, :], points)
 
     def step(i, points, known, inferred):
-        limb = i % limbs
-        parent, child, grand = parents[limb], children[limb], tf.maximum(grands[limb], 0)
-        point = lambda joint: tf.gather(points, joint, axis=-2)  # noqa: E731
-        is_known = lambda joint: tf.gather(known, joint, axis=-1)  # noqa: E731
-        incoming = point(parent) - point(grand)
-        usable = (grands[limb] >= 0) & is_known(parent) & is_known(grand) & (tf.norm(incoming, axis=-1) > 1e-6)
-        direction = tf.where(usable[..., None], tf.math.l2_normalize(incoming, axis=-1), down)
-        fill_child = is_known(parent) & ~is_known(child)
-        fill_parent = is_known(child) & ~is_known(parent)
-        new_child = tf.where(fill_child[..., None], point(parent) + direction * lengths[limb], point(child))
-        new_parent = tf.where(fill_parent[..., None], point(child) - direction * lengths[limb], point(parent))
-        points = with_point(with_point(points, child, new_child), parent, new_parent)
-        inferred = with_joint(with_joint(inferred, child, tf.gather(inferred, child, axis=-1) | fill_child), parent,
-                              tf.gather(inferred, parent, axis=-1) | fill_parent)
-        known = with_joint(with_joint(known, child, is_known(child) | fill_child), parent, is_known(parent) | fill_parent)
-        return i + 1, points, known, inferred
+        limb = i % len(LIMBS)
+        tables = _infer_along_limb((PerJoint(points, -2), PerJoint(known, -1), PerJoint(inferred, -1)),
+                                   parents[limb], children[limb], grands[limb], lengths[limb])
+        return (i + 1, *(table.entries for table in tables))
 
-    found = tf.cast(found, tf.bool)
-    _, points, _, inferred = tf.while_loop(lambda i, *_: i < 2 * limbs, step,
+    _, points, _, inferred = tf.while_loop(lambda i, *_: i < 2 * len(LIMBS), step,
                                            (tf.constant(0), xyz, found, tf.zeros_like(found)))
     return points, inferred
+
+
+def _infer_along_limb(tables, parent, child, grand, length):
+    """One limb's step: a missing child placed from its parent, or a missing parent from its child.
+
+    tables: `PerJoint`s of points [..., 3], known and inferred [...]; `grand`: the parent's own parent (None, or -1
+    in a loop, for the root), whose bone gives the direction; ints (unrolled) or scalar tensors (in a loop).
+    """
+    points, known, inferred = tables
+    down = tf.constant(DOWN, points[parent].dtype)
+    direction = down
+    if grand is not None:
+        looped = tf.is_tensor(grand)
+        grand_joint = tf.maximum(grand, 0) if looped else grand
+        incoming = points[parent] - points[grand_joint]
+        usable = known[parent] & known[grand_joint] & (tf.norm(incoming, axis=-1) > 1e-6)
+        if looped:
+            usable = usable & (grand >= 0)
+        direction = tf.where(usable[..., None], tf.math.l2_normalize(incoming, axis=-1), down)
+    fill_child = known[parent] & ~known[child]
+    fill_parent = known[child] & ~known[parent]
+    points = points.replaced(child, tf.where(fill_child[..., None], points[parent] + direction * length,
+                                             points[child])).replaced(
+        parent, tf.where(fill_parent[..., None], points[child] - direction * length, points[parent]))
+    inferred = inferred.replaced(child, inferred[child] | fill_child).replaced(parent, inferred[parent] | fill_parent)
+    known = known.replaced(child, known[child] | fill_child).replaced(parent, known[parent] | fill_parent)
+    return points, known, inferred
 
 
 def occluded_by_depth(xyz, found, bone_lengths=DEFAULT_BONE_LENGTHS, margin_m=0.15):

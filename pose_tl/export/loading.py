@@ -79,8 +79,9 @@ class LoadedPoseModel:
         return {name: np.asarray(value) for name, value in out.items()}
 
 
-def load_pose_model(path):
-    """A pose SavedModel folder or a pose `.keras` checkpoint, ready to predict people."""
+def load_pose_model(path, xla_decoding=True):
+    """A pose SavedModel folder or a pose `.keras` checkpoint, ready to predict people; a checkpoint decodes with
+    XLA or TensorFlow's ops as `xla_decoding` says (a SavedModel as it was exported)."""
     import tensorflow as tf
 
     from pose_tl.export.pose_saved_model import INTRINSICS_SIGNATURE, make_pose_predictor, pose_metadata
@@ -91,7 +92,7 @@ def load_pose_model(path):
         return LoadedPoseModel(lambda depth, intrinsics: signature(depth=depth, intrinsics=intrinsics), metadata)
     model = load_keras_model(path)
     stride = model.input_shape[1] // model.get_layer("heatmaps").output.shape[1]
-    predict = tf.function(make_pose_predictor(model, output_stride=stride))
+    predict = tf.function(make_pose_predictor(model, output_stride=stride, compiled_decoding=xla_decoding))
     return LoadedPoseModel(predict, pose_metadata(model, stride, ()))
 
 

@@ -40,9 +40,9 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
 
     With `compiled_decoding`, the steps before and after the network (resizing; decoding) each run as one
     XLA-compiled function, compiled on the first call for each frame shape and batch size: decoding is hundreds of
-    small ops, whose dispatch, not arithmetic, is its cost (~3.5x faster at batch 1 on 2 CPU cores). The network
-    stays with TensorFlow's kernels (XLA's convolutions are slower on CPU). TFLite and ONNX conversion need it off:
-    they convert TensorFlow ops.
+    small ops, whose dispatch, not arithmetic, is its cost (~3x faster at batch 1, ~2x at batch 8, on 2 CPU
+    cores). The network stays with TensorFlow's kernels (XLA's convolutions are slower on CPU). TFLite and ONNX
+    conversion need it off: they convert TensorFlow ops.
     """
     input_h, input_w = model.input_shape[1:3]
 
