@@ -35,8 +35,7 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=No
         camera frame), keypoint_scores [N, P, J], keypoint_inferred [N, P, J] (bool), person_scores [N, P].
     """
     xy, scores = find_peaks(heatmaps, threshold=peak_threshold, max_peaks=max_peaks)
-    keypoints, keypoint_scores, person_scores, count = group_people(xy, scores, pafs, max_people=max_people,
-                                                                        loop=loop)
+    keypoints, keypoint_scores, person_scores, count = group_people(xy, scores, pafs, max_people=max_people, loop=loop)
     keypoints_px = keypoints * float(stride)  # [N, P, J, 2]
     offset = (read_joint_maps(joint_depth, keypoints) if joint_depth is not None
               else tf.constant(surface_offset_m, tf.float32))

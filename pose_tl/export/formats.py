@@ -138,8 +138,9 @@ def pose_onnx(model32, *, output_stride, bone_lengths):
     """
     from pose_tl.export.pose_saved_model import make_pose_predictor
 
-    return onnx_with_intrinsics(make_pose_predictor(model32, output_stride=output_stride, bone_lengths=bone_lengths,
-                                  compiled_decoding=False))
+    predict = make_pose_predictor(model32, output_stride=output_stride, bone_lengths=bone_lengths,
+                                  compiled_decoding=False)
+    return onnx_with_intrinsics(predict)
 
 
 def onnx_with_intrinsics(predict):
