@@ -16,6 +16,8 @@ One run, same machine, interleaved repeats (machines are noisy, so the ratios ar
 """
 
 import argparse
+import contextlib
+import functools
 import statistics
 import tempfile
 import time
@@ -51,9 +53,11 @@ class StepClock(keras.callbacks.Callback):
             self.steps += 1
 
 
-def images_per_second(model, dataset, steps):
+def images_per_second(model, dataset, steps, kernels=contextlib.nullcontext):
+    """`kernels()`: the context `fit` runs in (pose_tl's training kernels for its model)."""
     clock = StepClock(WARMUP_STEPS)
-    model.fit(dataset, epochs=1, steps_per_epoch=steps + WARMUP_STEPS, callbacks=[clock], verbose=0)
+    with kernels():
+        model.fit(dataset, epochs=1, steps_per_epoch=steps + WARMUP_STEPS, callbacks=[clock], verbose=0)
     return clock.steps * BATCH / clock.seconds
 
 
@@ -170,12 +174,17 @@ def main():
     data = classification_splits(recipe.data, seed=recipe.seed, input_size=recipe.model.input_size)
     ours = pose_tl_model(recipe, data, policy)
     ours_data = data.datasets["train"].repeat()
-    runs = {"plain Keras (float32)": (baseline, baseline_data),
-            f"plain Keras ({policy})": (plain_mixed, plain_mixed_data), f"pose_tl ({policy})": (ours, ours_data)}
+    from pose_tl.training.phases import training_kernels
+
+    ours_kernels = functools.partial(training_kernels, ours, recipe.train)  # as `pose-tl train` fits
+    plain = contextlib.nullcontext
+    runs = {"plain Keras (float32)": (baseline, baseline_data, plain),
+            f"plain Keras ({policy})": (plain_mixed, plain_mixed_data, plain),
+            f"pose_tl ({policy})": (ours, ours_data, ours_kernels)}
     rates = {name: [] for name in runs}
     for _ in range(args.repeats):  # interleaved, so drifts in machine load hit every variant alike
-        for name, (model, dataset) in runs.items():
-            rates[name].append(images_per_second(model, dataset, args.steps))
+        for name, (model, dataset, kernels) in runs.items():
+            rates[name].append(images_per_second(model, dataset, args.steps, kernels))
     pipeline = [pipeline_images_per_second(ours_data, 4 * args.steps) for _ in range(args.repeats)]
 
     base_rate = statistics.median(rates["plain Keras (float32)"])

@@ -17,6 +17,8 @@ from pose_tl.errors import DataError, OutputError
 FINAL_MODEL = "checkpoints/final.keras"
 SAVED_MODEL = "saved_model"
 EVAL_DIR = "eval"
+KERNELS = {"auto": "fused Adam updates; matmul filter gradients for trainable bfloat16 convolutions on CPU",
+           "keras": "Keras' and TensorFlow's own ops"}
 
 
 def default_output_dir(recipe):
@@ -87,6 +89,7 @@ def _train_on_this_worker(recipe, strategy, out_dir, resume, export, command, ve
         data.datasets = distribution.shard_by_element(data.datasets)
     policy = resolve_precision(recipe.train.precision)
     log(f"precision: {policy} (train.precision: {recipe.train.precision})")
+    log(f"kernels: {recipe.train.kernels} ({KERNELS[recipe.train.kernels]})")
     log(f"distribute: {distribution.describe(strategy, recipe.train.distribute)}")  # after the checks
     with strategy.scope(), dtype_policy(policy):  # variables made in the scope are mirrored on every replica
         if recipe.task == "pose":

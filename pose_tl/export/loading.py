@@ -29,6 +29,7 @@ def load_keras_model(path):
     import pose_tl.heads.detection  # noqa: F401
     import pose_tl.heads.pose  # noqa: F401
     import pose_tl.training.detection_losses  # noqa: F401 - the detector's compiled losses
+    import pose_tl.training.fused_adam  # noqa: F401 - the compiled optimizer
     import pose_tl.training.losses  # noqa: F401 - the pose model's compiled loss
 
     path = Path(path)

@@ -2,6 +2,8 @@
 
 import keras
 
+from pose_tl.training.fused_adam import FusedAdam, FusedAdamW
+
 
 def build_learning_rate(phase, steps_per_epoch):
     """Constant, cosine decay over the phase, or exponential decay by `decay_rate` per epoch."""
@@ -19,6 +21,8 @@ def build_optimizer(train_config, phase, steps_per_epoch):
     clip = {"global_clipnorm": train_config.clip_gradient_norm} if train_config.clip_gradient_norm else {}
     if train_config.optimizer == "sgd":
         return keras.optimizers.SGD(learning_rate, momentum=train_config.momentum, **clip)
+    fused = train_config.kernels == "auto"  # one fused update op per variable instead of ~a dozen
     if train_config.optimizer == "adamw":
-        return keras.optimizers.AdamW(learning_rate, weight_decay=train_config.weight_decay, **clip)
-    return keras.optimizers.Adam(learning_rate, **clip)
+        adamw = FusedAdamW if fused else keras.optimizers.AdamW
+        return adamw(learning_rate, weight_decay=train_config.weight_decay, **clip)
+    return (FusedAdam if fused else keras.optimizers.Adam)(learning_rate, **clip)

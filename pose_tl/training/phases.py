@@ -4,12 +4,14 @@ Each phase is one Keras `fit` with its own trainable set and optimizer; after ev
 saved, so `--resume` continues from the last completed epoch of the phase it was in.
 """
 
+import contextlib
 from pathlib import Path
 
 import keras
 
 from pose_tl.backbones.freezing import set_trainable_layers
 from pose_tl.models.classifier import PROBABILITIES
+from pose_tl.training.conv_filter_gradients import matmul_filter_gradients
 from pose_tl.training.divergence import StopOnNonFiniteLoss
 from pose_tl.training.feature_cache import is_head_only
 from pose_tl.training.losses import ForegroundWeightedMSE, HeatmapFocalLoss, MaskedJointDepthL1
@@ -36,6 +38,13 @@ def compile_pose_model(model, optimizer, heatmap_loss="weighted_mse", foreground
         return ForegroundWeightedMSE(foreground_weight)
 
     model.compile(optimizer=optimizer, loss={name: loss_of(name) for name in model.output_names})
+
+
+def training_kernels(model, train_config):
+    """The context to `fit` `model` in: matmul filter gradients with `train.kernels: auto`, else nothing."""
+    if train_config.kernels == "auto":
+        return matmul_filter_gradients(model)
+    return contextlib.nullcontext(0)
 
 
 def phase_log_path(out_dir, phase_index, phase):
@@ -99,11 +108,12 @@ def train_phases(model, backbone, train_ds, val_ds, train_config, *, frozen_laye
             optimizer.build(fit_model.trainable_variables)
             optimizer.iterations.assign(initial_epoch * steps_per_epoch)  # schedules continue, not restart
         divergence = StopOnNonFiniteLoss(phase.name, f"train.phases[{index}]")
-        history = fit_model.fit(phase_train, validation_data=phase_val, epochs=phase.epochs,
-                                initial_epoch=initial_epoch,
-                                callbacks=phase_callbacks(train_config, phase, index, out_dir, state, best,
-                                                          val_ds is not None, divergence, model),
-                                verbose=verbose)
+        with training_kernels(fit_model, train_config):
+            history = fit_model.fit(phase_train, validation_data=phase_val, epochs=phase.epochs,
+                                    initial_epoch=initial_epoch,
+                                    callbacks=phase_callbacks(train_config, phase, index, out_dir, state, best,
+                                                              val_ds is not None, divergence, model),
+                                    verbose=verbose)
         divergence.raise_if_diverged()
         state.save(model, index, phase.epochs)  # early stopping ends the phase for good, resume included
         histories.append({"phase": phase.name, "history": history.history})
