@@ -130,7 +130,9 @@ def test_fused_adam_steps_equal_keras_adam(fused_name, keras_name, options):
     rng = np.random.default_rng(3)
     start = rng.normal(size=(30, 20)).astype("float32")
     variables = keras.Variable(start), keras.Variable(start)
-    optimizers = getattr(fused_adam, fused_name)(1e-2, **options), getattr(keras.optimizers, keras_name)(1e-2, **options)
+    optimizers = (getattr(fused_adam, fused_name)(1e-2, **options),
+                  getattr(keras.optimizers, keras_name)(1e-2, **options))
+
     def step_of(optimizer, variable):
         return tf.function(lambda gradient: optimizer.apply_gradients([(gradient, variable)]))
 

@@ -221,7 +221,7 @@ class TrainConfig:
     precision: Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"] = "auto"
     # auto: Adam/AdamW update each variable with TensorFlow's one fused op, and on CPUs trainable bfloat16
     # convolutions take their filter gradients as matmuls (oneDNN's bf16 backprop-filter is slow here); together
-    # ~7 % faster fine-tuning steps, same results to float rounding. keras: Keras' and TensorFlow's own ops only.
+    # 3-9 % faster fine-tuning steps here, same results to float rounding. keras: Keras' and TF's own ops only.
     kernels: Literal["auto", "keras"] = "auto"
     # Head-only phases without augmentation train on the frozen backbone's features computed once: in memory,
     # or on disk under <output_dir>/cache (reused by --resume). off: always run the backbone.

@@ -4,8 +4,8 @@ oneDNN's bfloat16 `Conv2DBackpropFilter` runs well below its forward convolution
 block4 at 16x16x512, batch 16: ~59 ms against ~41 ms forward; block5 at 8x8: ~21 ms against ~10 ms), while a
 stride-1 filter gradient is a sum over the kernel's taps of `shifted input^T @ output gradient`, i.e. kh*kw
 plain matmuls that reach ~52 ms and ~14 ms. The forward convolution and the input gradient stay TensorFlow's own
-ops, and the gradients are as close to float32 ones as the native bfloat16 gradients are. In float32 the matmuls are no faster, and GPUs
-have cuDNN, so only trainable bfloat16 convolutions on a machine without GPUs use them.
+ops, and the gradients are as close to float32 ones as the native bfloat16 gradients are. In float32 the matmuls
+are no faster, and GPUs have cuDNN, so only trainable bfloat16 convolutions on a machine without GPUs use them.
 """
 
 import contextlib
