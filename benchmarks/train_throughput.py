@@ -5,9 +5,10 @@ One run, same machine, interleaved repeats (machines are noisy, so the ratios ar
 1. Fine-tuning VGG16 on depth at 128x128, blocks 1-3 frozen, a GAP + dense classification head, batch 16:
    (a) the plain way the Keras transfer-learning guide writes it: `keras.applications.VGG16` (1-channel input,
    random weights), `image_dataset_from_directory` + prefetch, float32 `fit`; (b) pose_tl with its defaults
-   (`train.precision: auto`, the recipe's tf.data pipeline with augmentation), built by the same builders as
-   `pose-tl train`; and (a) again with the one line that turns on the same mixed precision, to show what
-   pose_tl adds beyond it. Images per second over timed steps after warm-up, and the ratio to (a).
+   (`train.precision: auto`, `train.kernels: auto`, the recipe's tf.data pipeline with augmentation), built by
+   the same builders as `pose-tl train` and fit in its training kernels; (a) again with the one line that turns
+   on the same mixed precision, to show what pose_tl adds beyond it; and (b) with `train.kernels: keras`, to show
+   what pose_tl's kernels add. Images per second over timed steps after warm-up, and the ratio to (a).
 2. The pose_tl input pipeline alone (decode, augment, batch), in images per second, against what training
    consumes.
 3. A head-only phase: epoch time running the frozen backbone every epoch vs the frozen-feature cache.
@@ -17,6 +18,7 @@ One run, same machine, interleaved repeats (machines are noisy, so the ratios ar
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import statistics
 import tempfile
@@ -174,13 +176,18 @@ def main():
     data = classification_splits(recipe.data, seed=recipe.seed, input_size=recipe.model.input_size)
     ours = pose_tl_model(recipe, data, policy)
     ours_data = data.datasets["train"].repeat()
+    # the same pose_tl run with `train.kernels: keras`: what the fused update and matmul filter gradients add
+    keras_kernels = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, kernels="keras"))
+    ours_keras_kernels = pose_tl_model(keras_kernels, data, policy)
     from pose_tl.training.phases import training_kernels
 
-    ours_kernels = functools.partial(training_kernels, ours, recipe.train)  # as `pose-tl train` fits
     plain = contextlib.nullcontext
     runs = {"plain Keras (float32)": (baseline, baseline_data, plain),
             f"plain Keras ({policy})": (plain_mixed, plain_mixed_data, plain),
-            f"pose_tl ({policy})": (ours, ours_data, ours_kernels)}
+            f"pose_tl ({policy}, kernels: keras)": (
+                ours_keras_kernels, ours_data, functools.partial(training_kernels, ours_keras_kernels,
+                                                                 keras_kernels.train)),
+            f"pose_tl ({policy})": (ours, ours_data, functools.partial(training_kernels, ours, recipe.train))}
     rates = {name: [] for name in runs}
     for _ in range(args.repeats):  # interleaved, so drifts in machine load hit every variant alike
         for name, (model, dataset, kernels) in runs.items():
@@ -191,12 +198,12 @@ def main():
     our_rate = statistics.median(rates[f"pose_tl ({policy})"])
     print(f"\ntraining throughput, VGG16 depth {args.size}x{args.size}, blocks 1-3 frozen, batch {BATCH}, "
           f"{args.repeats} interleaved repeats x {args.steps} steps (median; all repeats in brackets)")
-    print(f"{'variant':<34}{'img/s':>8}{'ratio':>8}  repeats")
+    print(f"{'variant':<44}{'img/s':>8}{'ratio':>8}  repeats")
     for name, values in rates.items():
-        print(f"{name:<34}{statistics.median(values):>8.1f}{statistics.median(values) / base_rate:>8.2f}  "
+        print(f"{name:<44}{statistics.median(values):>8.1f}{statistics.median(values) / base_rate:>8.2f}  "
               f"[{', '.join(f'{v:.1f}' for v in values)}]")
     pipe_rate = statistics.median(pipeline)
-    print(f"{'pose_tl input pipeline alone':<34}{pipe_rate:>8.1f}{pipe_rate / our_rate:>8.2f}  "
+    print(f"{'pose_tl input pipeline alone':<44}{pipe_rate:>8.1f}{pipe_rate / our_rate:>8.2f}  "
           f"(x pose_tl training) [{', '.join(f'{v:.1f}' for v in pipeline)}]")
     print("targets: pose_tl >= 1.9x plain Keras; pipeline >= 3x what training consumes")
 

@@ -17,8 +17,6 @@ from pose_tl.errors import DataError, OutputError
 FINAL_MODEL = "checkpoints/final.keras"
 SAVED_MODEL = "saved_model"
 EVAL_DIR = "eval"
-KERNELS = {"auto": "fused Adam updates; matmul filter gradients for trainable bfloat16 convolutions on CPU",
-           "keras": "Keras' and TensorFlow's own ops"}
 
 
 def default_output_dir(recipe):
@@ -68,6 +66,7 @@ def _train_on_this_worker(recipe, strategy, out_dir, resume, export, command, ve
     from pose_tl.data.classification_data import classification_splits
     from pose_tl.run_record import write_run_record
     from pose_tl.training import distribution
+    from pose_tl.training.phases import describe_training_kernels
     from pose_tl.training.precision import dtype_policy, resolve_precision
 
     out_dir = prepare_output_dir(out_dir, resume)
@@ -89,7 +88,7 @@ def _train_on_this_worker(recipe, strategy, out_dir, resume, export, command, ve
         data.datasets = distribution.shard_by_element(data.datasets)
     policy = resolve_precision(recipe.train.precision)
     log(f"precision: {policy} (train.precision: {recipe.train.precision})")
-    log(f"kernels: {recipe.train.kernels} ({KERNELS[recipe.train.kernels]})")
+    log(f"kernels: {recipe.train.kernels} ({describe_training_kernels(recipe.train, policy)})")
     log(f"distribute: {distribution.describe(strategy, recipe.train.distribute)}")  # after the checks
     with strategy.scope(), dtype_policy(policy):  # variables made in the scope are mirrored on every replica
         if recipe.task == "pose":

@@ -35,7 +35,8 @@ def test_matmul_filter_gradient_equals_tensorflows(kernel_size, padding):
 
 
 def small_model(policy):
-    """Frozen 3x3 conv -> trainable 3x3 conv -> trainable 5x5 conv (too many taps) -> strided conv -> dense."""
+    """frozen 3x3 -> trainable 5x5 (too many taps) -> eligible 3x3 -> eligible 3x3 valid without bias or
+    activation -> strided 3x3 -> dense: the 5x5's gradients pass through both eligible layers' input gradients."""
     import keras
 
     from pose_tl.training.precision import dtype_policy
@@ -44,8 +45,9 @@ def small_model(policy):
         keras.utils.set_random_seed(0)
         inputs = keras.Input((12, 12, 3))
         x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="frozen", trainable=False)(inputs)
+        x = keras.layers.Conv2D(8, 5, padding="same", activation="relu", name="five_by_five")(x)
         x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="eligible")(x)
-        x = keras.layers.Conv2D(8, 5, padding="same", name="five_by_five")(x)
+        x = keras.layers.Conv2D(8, 3, padding="valid", use_bias=False, name="eligible_valid")(x)
         x = keras.layers.Conv2D(8, 3, strides=2, name="strided")(x)
         outputs = keras.layers.Dense(2, dtype="float32")(keras.layers.GlobalAveragePooling2D()(x))
         return keras.Model(inputs, outputs)
@@ -75,7 +77,7 @@ def test_bfloat16_training_gradients_match_keras_and_only_inside_the_context():
     exact, _ = gradients_and_graph_ops(reference, x)
     native, native_ops = gradients_and_graph_ops(model, x)
     with matmul_filter_gradients(model) as count:
-        assert count == 2  # the frozen and eligible 3x3 convs; not the 5x5 nor the strided one
+        assert count == 3  # the 3x3 stride-1 convs (the frozen one keeps TF's op); not the 5x5 nor the strided one
         ours, our_ops = gradients_and_graph_ops(model, x)
     assert "Conv2DBackpropFilter" in native_ops and "IdentityN" not in native_ops
     assert "IdentityN" in our_ops  # the custom gradient of the one trainable eligible layer
@@ -83,7 +85,7 @@ def test_bfloat16_training_gradients_match_keras_and_only_inside_the_context():
         scale = np.abs(expected).max()
         # as close to the float32 gradient as Keras' own bfloat16 gradient is (the bias sums in float32 too)
         assert np.abs(got - expected).max() <= 1.5 * np.abs(keras_bf16 - expected).max() + 1e-3 * scale, variable.path
-        assert np.abs(got - expected).max() <= 0.02 * scale, variable.path
+        assert np.abs(got - expected).max() <= 0.15 * scale, variable.path  # bfloat16 through five layers
     # afterwards the layers are plain again: exports and predictions traced later hold TensorFlow's ops only
     assert all("call" not in vars(layer) for layer in model.layers)
     _, after_ops = gradients_and_graph_ops(model, x)
@@ -102,6 +104,7 @@ def test_float32_and_frozen_layers_keep_tensorflows_convolution():
     assert "IdentityN" not in ops  # float32: the matmuls are no faster, so the native gradient
     frozen = small_model("mixed_bfloat16")
     frozen.get_layer("eligible").trainable = False
+    frozen.get_layer("eligible_valid").trainable = False
     with matmul_filter_gradients(frozen):
         _, ops = gradients_and_graph_ops(frozen, x)
     assert "IdentityN" not in ops
@@ -117,6 +120,17 @@ def test_no_matmul_filter_gradients_where_a_gpu_is_visible(monkeypatch):
     with matmul_filter_gradients(model) as count:
         assert count == 0
         assert all("call" not in vars(layer) for layer in model.layers)
+
+
+def test_nested_contexts_leave_the_layers_to_the_outer_one():
+    from pose_tl.training.conv_filter_gradients import matmul_filter_gradients
+
+    model = small_model("mixed_bfloat16")
+    with matmul_filter_gradients(model) as outer:
+        with matmul_filter_gradients(model) as inner:
+            assert (outer, inner) == (3, 0)
+        assert "call" in vars(model.get_layer("eligible"))
+    assert all("call" not in vars(layer) for layer in model.layers)
 
 
 @pytest.mark.parametrize("fused_name, keras_name, options", [("FusedAdam", "Adam", {}),
@@ -141,6 +155,8 @@ def test_fused_adam_steps_equal_keras_adam(fused_name, keras_name, options):
         gradient = tf.constant(rng.normal(size=start.shape).astype("float32"))
         for step in steps:
             step(gradient)
+    graph_ops = [{op.type for op in step.get_concrete_function(gradient).graph.get_operations()} for step in steps]
+    assert "ResourceApplyAdam" in graph_ops[0] and "ResourceApplyAdam" not in graph_ops[1]
     fused, plain = (v.numpy() for v in variables)
     assert np.abs(plain - start).max() > 0.03  # the steps moved the weights
     np.testing.assert_allclose(fused, plain, atol=1e-6)
@@ -176,6 +192,10 @@ def test_build_optimizer_follows_train_kernels():
     assert type(build_optimizer(TrainConfig(kernels="keras", optimizer="adamw"), phase, 10)) is keras.optimizers.AdamW
 
 
+LOGGED = {"auto": "fused adam updates; matmul filter gradients for trainable convolutions",
+          "keras": "Keras' and TensorFlow's own ops"}
+
+
 def test_train_with_auto_kernels_follows_keras_kernels(shapes_root, tmp_path):
     """Through the CLI, in bfloat16: same losses to rounding, and the checkpoint (fused optimizer) reloads."""
     histories = {}
@@ -185,7 +205,7 @@ def test_train_with_auto_kernels_follows_keras_kernels(shapes_root, tmp_path):
             train__feature_cache="off", model__head={"units": [8], "dropout": 0.0}))
         result = invoke("train", recipe, "--out", tmp_path / kernels, "--no-export")
         assert result.exit_code == 0, result.output
-        assert f"kernels: {kernels}" in result.output
+        assert f"kernels: {kernels} ({LOGGED[kernels]})" in result.output
         histories[kernels] = json.loads((tmp_path / kernels / "logs" / "history.json").read_text())
     for auto, plain in zip(histories["auto"], histories["keras"]):
         np.testing.assert_allclose(auto["history"]["loss"], plain["history"]["loss"], rtol=0.02)

@@ -14,7 +14,7 @@ import types
 import keras
 import tensorflow as tf
 
-MAX_TAPS = 9  # kernels up to 3x3: the measured case; a 7x7 kernel would be 49 matmuls
+MAX_TAPS = 9  # kh * kw: 3x3 is the measured case (also 1x1, 1x9, 2x4, ...); a 7x7 kernel would be 49 matmuls
 
 
 def filter_gradient_by_matmuls(inputs, output_gradient, kernel_size, padding):
@@ -68,8 +68,8 @@ def conv2d_with_matmul_filter_gradient(inputs, kernel, bias, padding):
 
 
 def takes_matmul_filter_gradient(layer):
-    """True for the plain Conv2D layers `filter_gradient_by_matmuls` covers."""
-    return (isinstance(layer, keras.layers.Conv2D) and layer.groups == 1 and layer.strides == (1, 1)
+    """True for the plain Conv2D layers `filter_gradient_by_matmuls` covers (not subclasses: their `call` is theirs)."""
+    return (type(layer) is keras.layers.Conv2D and layer.groups == 1 and layer.strides == (1, 1)
             and layer.dilation_rate == (1, 1) and layer.data_format == "channels_last"
             and layer.padding in ("same", "valid") and layer.kernel_size[0] * layer.kernel_size[1] <= MAX_TAPS)
 
@@ -86,16 +86,19 @@ def _call(layer, inputs):
 def matmul_filter_gradients(model):
     """While open, `model`'s eligible convolutions take matmul filter gradients where they pay (bfloat16, no GPU).
 
-    Open it around `fit`: the training step traced inside uses them for the layers trainable and computing in
-    bfloat16 at that time, while frozen layers keep oneDNN's fused convolution + bias + ReLU. Afterwards the
-    layers are as before, so exports and predictions traced later hold TensorFlow's plain ops. Weights, configs
-    and saved files are never changed.
+    Open it around the first `fit` after `compile` (Keras traces the training step there and keeps it until the
+    next `compile`): the step uses them for the layers trainable and computing in bfloat16 at that time, while
+    frozen layers keep oneDNN's fused convolution + bias + ReLU. Afterwards the layers are as before, so exports
+    and predictions traced later hold TensorFlow's plain ops. Weights, configs and saved files are never changed;
+    forward values are the same, only the training graph differs. Nested use on one model leaves the layers to
+    the outer one.
 
     Yields:
         The number of layers given them (0 where a GPU is visible).
     """
     layers = [] if tf.config.list_logical_devices("GPU") else [
-        layer for layer in model._flatten_layers(include_self=False) if takes_matmul_filter_gradient(layer)]
+        layer for layer in model._flatten_layers(include_self=False)
+        if takes_matmul_filter_gradient(layer) and "call" not in vars(layer)]
     for layer in layers:
         # an instance attribute set past Keras' attribute tracking: the layer's class and config stay Conv2D
         object.__setattr__(layer, "call", types.MethodType(_call, layer))

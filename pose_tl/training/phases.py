@@ -47,6 +47,20 @@ def training_kernels(model, train_config):
     return contextlib.nullcontext(0)
 
 
+def describe_training_kernels(train_config, policy):
+    """What `train.kernels` does in this run, for the log: the parts that apply to its optimizer, precision, devices."""
+    import tensorflow as tf
+
+    if train_config.kernels == "keras":
+        return "Keras' and TensorFlow's own ops"
+    parts = []
+    if train_config.optimizer in ("adam", "adamw") and train_config.distribute == "none":
+        parts.append(f"fused {train_config.optimizer} updates")
+    if policy == "mixed_bfloat16" and not tf.config.list_logical_devices("GPU"):
+        parts.append("matmul filter gradients for trainable convolutions")
+    return "; ".join(parts) or "nothing applies to this optimizer, precision and device"
+
+
 def phase_log_path(out_dir, phase_index, phase):
     return Path(out_dir) / "logs" / f"{phase_index}_{phase.name}.csv"
 
