@@ -124,13 +124,13 @@ def _fit_pose(recipe, data, out_dir, resume, export, verbose, log):
     write_json_atomic(out_dir / "bone_lengths.json", bone_lengths)
     if data.sizes["validation"]:
         predict = tf.function(make_pose_predictor(model, output_stride=recipe.model.pose.output_stride,
-                                                  bone_lengths=bone_lengths,
+                                                  bone_lengths=bone_lengths, flip_test=recipe.model.pose.flip_test,
                                                   compiled_decoding=recipe.model.pose.xla_decoding))
         result.update(run_pose.evaluate_people(predict, recipe, "validation", out_dir / EVAL_DIR))
     if recipe.train.export_at_end if export is None else export:
         result["saved_model"] = str(export_pose_model(model, out_dir / SAVED_MODEL,
                                                       output_stride=recipe.model.pose.output_stride,
-                                                      bone_lengths=bone_lengths,
+                                                      bone_lengths=bone_lengths, flip_test=recipe.model.pose.flip_test,
                                                       xla_decoding=recipe.model.pose.xla_decoding))
     return result
 
@@ -293,10 +293,12 @@ def _detection_config(checkpoint, recipe):
 
 
 def _pose_export_options(model, recipe):
-    """The output stride of a pose model, and the bone lengths of its recipe's people where a pose recipe is given."""
+    """The output stride of a pose model; the bone lengths of its recipe's people and its flip test where a pose
+    recipe is given."""
     stride = model.input_shape[1] // model.get_layer("heatmaps").output.shape[1]
-    bone_lengths = _bone_lengths(recipe) if recipe is not None and recipe.task == "pose" else None
-    return {"output_stride": stride, **({"bone_lengths": bone_lengths} if bone_lengths else {})}
+    if recipe is None or recipe.task != "pose":
+        return {"output_stride": stride}
+    return {"output_stride": stride, "bone_lengths": _bone_lengths(recipe), "flip_test": recipe.model.pose.flip_test}
 
 
 def _bone_lengths(recipe, frames=400):

@@ -62,7 +62,8 @@ def evaluate(recipe, model_path, out_dir, split, command):
     from pose_tl.run import prepare_output_dir
     from pose_tl.run_record import write_run_record
 
-    model = load_pose_model(model_path, xla_decoding=recipe.model.pose.xla_decoding)
+    model = load_pose_model(model_path, xla_decoding=recipe.model.pose.xla_decoding,
+                            flip_test=recipe.model.pose.flip_test)
     out_dir = prepare_output_dir(out_dir, allow_previous_run=True)
     write_run_record(out_dir, recipe, command)
     return evaluate_people(model.predict, recipe, split, out_dir)

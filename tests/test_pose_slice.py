@@ -205,6 +205,31 @@ print(json.dumps(bool(np.allclose(a["heatmaps"].numpy(), b["heatmaps"].numpy()))
     assert compiled_functions(tmp_path / "sm")  # decoding runs as XLA-compiled functions
 
 
+def test_flip_test_through_evaluate_and_export(pose_run, tmp_path):
+    recipe, run, _ = pose_run
+    flip = ("--set", "model.pose.flip_test=true")
+    reports = {}
+    for name, options in (("plain", ()), ("flip", flip)):
+        evaluated = invoke("evaluate", recipe, *options, "--model", run / "checkpoints/final.keras", "--split",
+                           "test", "--out", tmp_path / name)
+        assert evaluated.exit_code == 0, evaluated.output
+        reports[name] = json.loads((tmp_path / name / "metrics.json").read_text())
+    assert reports["flip"]["frames"] == reports["plain"]["frames"] == 2
+    exported = invoke("export", recipe, *flip, "--checkpoint", run / "checkpoints/final.keras", "--out", tmp_path / "sm")
+    assert exported.exit_code == 0, exported.output
+    assert json.loads((tmp_path / "sm" / "pose_tl.json").read_text())["flip_test"] is True
+    (gap,) = run_without_pose_tl("""
+depth = np.random.default_rng(1).uniform(1500, 4000, (1, 48, 64)).astype(np.uint16)
+a = model.signatures["serving_default"](depth=tf.constant(depth))["heatmaps"].numpy()
+b = model.signatures["serving_default"](depth=tf.constant(depth[:, :, ::-1].copy()))["heatmaps"].numpy()
+flip = json.load(open(sys.argv[1] + "/pose_tl.json"))
+index = [flip["joint_names"].index(n.replace("right_", "L_").replace("left_", "right_").replace("L_", "left_"))
+         for n in flip["joint_names"]]
+print(json.dumps(float(np.abs(b[:, :, ::-1][..., index] - a).max())))
+""", tmp_path / "sm", tmp_path)[-1:]
+    assert json.loads(gap) < 1e-4  # the exported model is mirror-symmetric: the flip test is inside
+
+
 def compiled_functions(saved_model):
     """Names of the SavedModel's functions marked for XLA compilation."""
     from tensorflow.core.protobuf import saved_model_pb2

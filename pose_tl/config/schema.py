@@ -77,6 +77,9 @@ class PoseHeadConfig:
     # small ops, 2-3x faster compiled; the first call for each batch size compiles (~3 s). false: TensorFlow's ops
     # (a TensorFlow build without XLA).
     xla_decoding: bool = True
+    # Flip test (MMPose's test-time augmentation): average the maps of each frame and of its mirror image, in
+    # evaluation and in the exported model. More accurate (benchmarks/pose_accuracy.py), twice the network's cost.
+    flip_test: bool = False
     # weighted_mse: (1 + foreground_weight * |target|) * squared error, OpenPose's L2 made to learn fast on sparse
     # maps, at the price of inflated responses where the network is unsure. focal: heatmaps through a sigmoid,
     # cross-entropy on the Gaussian targets modulated by |target - prediction|^2 (a focal loss for soft targets).

@@ -122,16 +122,16 @@ def tflite_with_intrinsics(model32, predict, metadata):
         return converter.convert()
 
 
-def pose_tflite(model32, metadata, *, output_stride, bone_lengths):
+def pose_tflite(model32, metadata, *, output_stride, bone_lengths, flip_test=False):
     """The .tflite bytes of a float32 pose model, decoding included, with both SavedModel signatures."""
     from pose_tl.export.pose_saved_model import make_pose_predictor
 
     predict = make_pose_predictor(model32, output_stride=output_stride, bone_lengths=bone_lengths,
-                                  compiled_decoding=False)
+                                  compiled_decoding=False, flip_test=flip_test)
     return tflite_with_intrinsics(model32, predict, metadata)
 
 
-def pose_onnx(model32, *, output_stride, bone_lengths):
+def pose_onnx(model32, *, output_stride, bone_lengths, flip_test=False):
     """The .onnx bytes of a float32 pose model, decoding included: (depth, intrinsics) -> the SavedModel's outputs.
 
     Decoding has no loops or conditionals (`pose_tl.decoding.grouping`), so it converts node for node.
@@ -139,7 +139,7 @@ def pose_onnx(model32, *, output_stride, bone_lengths):
     from pose_tl.export.pose_saved_model import make_pose_predictor
 
     predict = make_pose_predictor(model32, output_stride=output_stride, bone_lengths=bone_lengths,
-                                  compiled_decoding=False)
+                                  compiled_decoding=False, flip_test=flip_test)
     return onnx_with_intrinsics(predict)
 
 
@@ -187,11 +187,11 @@ def task_of(model):
 
 
 def export_model_file(model, destination, export_format, *, output_stride=None, bone_lengths=None,
-                      detection_config=None):
+                      flip_test=False, detection_config=None):
     """Write `destination`/model.tflite or model.onnx and pose_tl.json, atomically; returns the model file's path.
 
     Args:
-        output_stride, bone_lengths: of a pose model, as for its SavedModel.
+        output_stride, bone_lengths, flip_test: of a pose model, as for its SavedModel.
         detection_config: of a detector (its recipe's `model.detection`: anchors, proposals, NMS).
 
     Raises:
@@ -221,11 +221,12 @@ def export_model_file(model, destination, export_format, *, output_stride=None, 
         from pose_tl.export.pose_saved_model import pose_metadata
 
         bone_lengths = DEFAULT_BONE_LENGTHS if bone_lengths is None else bone_lengths
-        metadata = pose_metadata(model, output_stride, bone_lengths)
+        metadata = pose_metadata(model, output_stride, bone_lengths, flip_test)
+        pose = {"output_stride": output_stride, "bone_lengths": bone_lengths, "flip_test": flip_test}
         if export_format == "tflite":
-            blob = pose_tflite(model32, metadata, output_stride=output_stride, bone_lengths=bone_lengths)
+            blob = pose_tflite(model32, metadata, **pose)
         else:
-            blob = pose_onnx(model32, output_stride=output_stride, bone_lengths=bone_lengths)
+            blob = pose_onnx(model32, **pose)
             metadata = {**metadata, "signatures": {"onnx": ONNX_INPUTS}}
     else:
         predict = classifier_function(model32)

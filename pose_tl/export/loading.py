@@ -80,9 +80,9 @@ class LoadedPoseModel:
         return {name: np.asarray(value) for name, value in out.items()}
 
 
-def load_pose_model(path, xla_decoding=True):
+def load_pose_model(path, xla_decoding=True, flip_test=False):
     """A pose SavedModel folder or a pose `.keras` checkpoint, ready to predict people; a checkpoint decodes with
-    XLA or TensorFlow's ops as `xla_decoding` says (a SavedModel as it was exported)."""
+    XLA or TensorFlow's ops as `xla_decoding` says, with the flip test or not (a SavedModel as it was exported)."""
     import tensorflow as tf
 
     from pose_tl.export.pose_saved_model import INTRINSICS_SIGNATURE, make_pose_predictor, pose_metadata
@@ -93,8 +93,9 @@ def load_pose_model(path, xla_decoding=True):
         return LoadedPoseModel(lambda depth, intrinsics: signature(depth=depth, intrinsics=intrinsics), metadata)
     model = load_keras_model(path)
     stride = model.input_shape[1] // model.get_layer("heatmaps").output.shape[1]
-    predict = tf.function(make_pose_predictor(model, output_stride=stride, compiled_decoding=xla_decoding))
-    return LoadedPoseModel(predict, pose_metadata(model, stride, ()))
+    predict = tf.function(make_pose_predictor(model, output_stride=stride, compiled_decoding=xla_decoding,
+                                              flip_test=flip_test))
+    return LoadedPoseModel(predict, pose_metadata(model, stride, (), flip_test))
 
 
 def load_classifier(path):

@@ -18,6 +18,7 @@ from pose_tl.backbones.depth_preprocessing import depth_to_metres
 from pose_tl.data.augment import resize_depth
 from pose_tl.data.people.engine import KINECT_V2_DEPTH
 from pose_tl.data.people.skeleton import JOINT_NAMES, LIMBS, PAF_LIMBS
+from pose_tl.decoding.flip_test import flip_test_maps
 from pose_tl.decoding.lifting import JOINT_SURFACE_OFFSETS_M
 from pose_tl.decoding.occlusion import DEFAULT_BONE_LENGTHS
 from pose_tl.decoding.people import decode_people
@@ -35,14 +36,16 @@ def default_intrinsics(height, width):
 
 
 def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGTHS,
-                        surface_offset_m=JOINT_SURFACE_OFFSETS_M, max_people=10, compiled_decoding=True):
+                        surface_offset_m=JOINT_SURFACE_OFFSETS_M, max_people=10, compiled_decoding=True,
+                        flip_test=False):
     """fn(depth [N, H, W] uint16 mm or float metres, intrinsics [N, 4]) -> the output dict above.
 
     With `compiled_decoding`, the steps before and after the network (resizing; decoding) each run as one
     XLA-compiled function, compiled on the first call for each frame shape and batch size: decoding is hundreds of
     small ops, whose dispatch, not arithmetic, is its cost (~3x faster at batch 1, ~2x at batch 8, on 2 CPU
     cores). The network stays with TensorFlow's kernels (XLA's convolutions are slower on CPU). TFLite and ONNX
-    conversion need it off: they convert TensorFlow ops.
+    conversion need it off: they convert TensorFlow ops. With `flip_test`, the maps are averaged with those of the
+    mirrored frame (`pose_tl.decoding.flip_test`): the network runs twice.
     """
     input_h, input_w = model.input_shape[1:3]
 
@@ -67,20 +70,23 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
 
     def predict(depth, intrinsics):
         metres = prepare(depth)
-        maps = model(metres, training=False)
-        return dict(finish({name: maps[name] for name in (HEATMAPS, PAFS, JOINT_DEPTH) if name in maps}, metres,
-                           intrinsics, tf.shape(depth)[1:3]))
+        if flip_test:
+            maps = flip_test_maps(model, metres, names=(HEATMAPS, PAFS, JOINT_DEPTH))
+        else:
+            maps = model(metres, training=False)
+            maps = {name: maps[name] for name in (HEATMAPS, PAFS, JOINT_DEPTH) if name in maps}
+        return dict(finish(maps, metres, intrinsics, tf.shape(depth)[1:3]))
 
     return predict
 
 
-def pose_metadata(model, output_stride, bone_lengths):
+def pose_metadata(model, output_stride, bone_lengths, flip_test=False):
     preprocessing = model.get_layer("depth_preprocessing")
     return {"task": "pose", "joint_names": list(JOINT_NAMES), "limbs": [list(limb) for limb in LIMBS],
             "paf_limbs": [list(limb) for limb in PAF_LIMBS],
             "input_size": list(model.input_shape[1:3]), "output_stride": output_stride,
             "depth_range_m": [preprocessing.min_m, preprocessing.max_m], "depth_encoding": preprocessing.encoding,
-            "bone_lengths_m": list(bone_lengths),
+            "bone_lengths_m": list(bone_lengths), "flip_test": bool(flip_test),
             "signatures": {DEFAULT_SIGNATURE: "depth uint16 [N,H,W] mm; Kinect v2 intrinsics scaled to W",
                            INTRINSICS_SIGNATURE: "depth uint16 [N,H,W] mm, intrinsics float32 [N,4] fx,fy,cx,cy"},
             "outputs": ["num_people", "keypoints_2d", "keypoints_3d", "keypoint_scores", "keypoint_inferred",
@@ -107,9 +113,10 @@ def export_with_intrinsics(model, destination, predict, metadata):
     return destination
 
 
-def export_pose_model(model, destination, *, output_stride, bone_lengths=DEFAULT_BONE_LENGTHS, xla_decoding=True):
-    """Write the pose SavedModel (decoding inside) atomically."""
+def export_pose_model(model, destination, *, output_stride, bone_lengths=DEFAULT_BONE_LENGTHS, xla_decoding=True,
+                      flip_test=False):
+    """Write the pose SavedModel (decoding, and the flip test where asked, inside) atomically."""
     predict = make_pose_predictor(model, output_stride=output_stride, bone_lengths=bone_lengths,
-                                  compiled_decoding=xla_decoding)
-    metadata = {**pose_metadata(model, output_stride, bone_lengths), "xla_decoding": bool(xla_decoding)}
+                                  compiled_decoding=xla_decoding, flip_test=flip_test)
+    metadata = {**pose_metadata(model, output_stride, bone_lengths, flip_test), "xla_decoding": bool(xla_decoding)}
     return export_with_intrinsics(model, destination, predict, metadata)
