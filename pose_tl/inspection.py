@@ -50,8 +50,8 @@ def describe_model(recipe, model):
         pose = recipe.model.pose
         label = f"pose head ({pose.stages} stages)"
         maps = "heatmaps + PAFs + joint depths" if pose.joint_depth else "heatmaps + PAFs"
-        detail = (f"{maps} at output stride {pose.output_stride}: "
-                  f"{recipe.model.input_size[0] // pose.output_stride}x{recipe.model.input_size[1] // pose.output_stride}")
+        height, width = (side // pose.output_stride for side in recipe.model.input_size)
+        detail = f"{maps} at output stride {pose.output_stride}: {height}x{width}"
     else:
         head = model.get_layer("classification_head")
         label = f"head ({len(head.class_names)} classes)"

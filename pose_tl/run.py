@@ -120,7 +120,7 @@ def _fit_pose(recipe, data, out_dir, resume, export, verbose, log):
     result = _fit_and_save(recipe, model, model.get_layer(f"{recipe.model.backbone.name}_depth_pyramid"), data,
                            out_dir, resume, verbose, compile_model)
 
-    bone_lengths = _bone_lengths(recipe)
+    bone_lengths = run_pose.training_bone_lengths(recipe)
     write_json_atomic(out_dir / "bone_lengths.json", bone_lengths)
     if data.sizes["validation"]:
         predict = tf.function(make_pose_predictor(model, output_stride=recipe.model.pose.output_stride,
@@ -298,21 +298,10 @@ def _pose_export_options(model, recipe):
     stride = model.input_shape[1] // model.get_layer("heatmaps").output.shape[1]
     if recipe is None or recipe.task != "pose":
         return {"output_stride": stride}
-    return {"output_stride": stride, "bone_lengths": _bone_lengths(recipe), "flip_test": recipe.model.pose.flip_test}
+    from pose_tl import run_pose
 
-
-def _bone_lengths(recipe, frames=400):
-    """Mean bone lengths of the recipe's training people (for inferring occluded joints)."""
-    from pose_tl.data.people_sources import people_frames
-    from pose_tl.decoding.occlusion import bone_length_statistics
-
-    joints, visibility = [], []
-    for frame in people_frames(recipe.data, recipe.seed, "train", frames):
-        joints.append(frame.joints_3d)
-        visibility.append(frame.visibility)
-    if not joints:
-        return None
-    return bone_length_statistics(np.concatenate(joints), np.concatenate(visibility))
+    return {"output_stride": stride, "bone_lengths": run_pose.training_bone_lengths(recipe),
+            "flip_test": recipe.model.pose.flip_test}
 
 
 def predict(model_path, files, top_k=3, npy_units="m", out_dir=None, intrinsics=None):

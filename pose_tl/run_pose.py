@@ -57,13 +57,28 @@ def evaluate_people(predict, recipe, split, eval_dir):
     return {"report_text": text, "eval_dir": str(eval_dir), "pck": report["pck@0.2"], "map": report["map@10cm"]}
 
 
+def training_bone_lengths(recipe, frames=400):
+    """Mean bone lengths of the recipe's training people (for inferring occluded joints)."""
+    from pose_tl.data.people_sources import people_frames
+    from pose_tl.decoding.occlusion import bone_length_statistics
+
+    joints, visibility = [], []
+    for frame in people_frames(recipe.data, recipe.seed, "train", frames):
+        joints.append(frame.joints_3d)
+        visibility.append(frame.visibility)
+    if not joints:
+        return None
+    return bone_length_statistics(np.concatenate(joints), np.concatenate(visibility))
+
+
 def evaluate(recipe, model_path, out_dir, split, command):
     from pose_tl.export.loading import load_pose_model
     from pose_tl.run import prepare_output_dir
     from pose_tl.run_record import write_run_record
 
     model = load_pose_model(model_path, xla_decoding=recipe.model.pose.xla_decoding,
-                            flip_test=recipe.model.pose.flip_test)
+                            flip_test=recipe.model.pose.flip_test,  # a SavedModel has its own bone lengths
+                            bone_lengths=None if Path(model_path).is_dir() else training_bone_lengths(recipe))
     out_dir = prepare_output_dir(out_dir, allow_previous_run=True)
     write_run_record(out_dir, recipe, command)
     return evaluate_people(model.predict, recipe, split, out_dir)

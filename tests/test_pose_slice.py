@@ -215,7 +215,8 @@ def test_flip_test_through_evaluate_and_export(pose_run, tmp_path):
         assert evaluated.exit_code == 0, evaluated.output
         reports[name] = json.loads((tmp_path / name / "metrics.json").read_text())
     assert reports["flip"]["frames"] == reports["plain"]["frames"] == 2
-    exported = invoke("export", recipe, *flip, "--checkpoint", run / "checkpoints/final.keras", "--out", tmp_path / "sm")
+    exported = invoke("export", recipe, *flip, "--checkpoint", run / "checkpoints/final.keras",
+                      "--out", tmp_path / "sm")
     assert exported.exit_code == 0, exported.output
     assert json.loads((tmp_path / "sm" / "pose_tl.json").read_text())["flip_test"] is True
     (gap,) = run_without_pose_tl("""

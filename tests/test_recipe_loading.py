@@ -286,7 +286,8 @@ def test_existing_relative_weights_file_resolves_against_the_recipe_folder(folde
     weights = folder / "weights" / "vgg16_notop.weights.h5"
     weights.parent.mkdir()
     weights.write_bytes(b"")  # loading a recipe only checks that the file exists
-    path = write_yaml(folder / "r.yaml", with_minimal(model={"backbone": {"weights": "weights/vgg16_notop.weights.h5"}}))
+    backbone = {"weights": "weights/vgg16_notop.weights.h5"}
+    path = write_yaml(folder / "r.yaml", with_minimal(model={"backbone": backbone}))
     monkeypatch.chdir(weights.parent)
     assert load_recipe(path).model.backbone.weights == str(weights)
 

@@ -25,8 +25,9 @@ def labelled_files(data_config, seed):
     """All labelled files of the recipe's data source (the built-in source is generated on first use)."""
     root = Path(data_config.root) if data_config.root else None
     if data_config.source == "shapes":
-        root = write_shapes_dataset(shapes_root(data_config, seed), samples_per_class=data_config.shapes.samples_per_class,
-                                    image_size=data_config.shapes.image_size, seed=seed)
+        shapes = data_config.shapes
+        root = write_shapes_dataset(shapes_root(data_config, seed), samples_per_class=shapes.samples_per_class,
+                                    image_size=shapes.image_size, seed=seed)
     return scan_class_folders(root, data_config.classes)
 
 

@@ -38,8 +38,9 @@ def evaluate_detections(predictions, frames, class_names, by_pose_class=False, i
     for image_id, (pred, frame) in enumerate(zip(predictions, frames), start=1):
         height, width = frame.depth_mm.shape
         images.append({"id": image_id, "width": int(width), "height": int(height)})
+        crowds = ignore_regions(frame, ignore_below)
         for box, category, crowd in zip(np.asarray(frame.boxes).reshape(-1, 4),
-                                        ground_truth_classes(frame, by_pose_class), ignore_regions(frame, ignore_below)):
+                                        ground_truth_classes(frame, by_pose_class), crowds):
             if category:
                 x, y, w, h = (float(v) for v in box)
                 annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": int(category),
@@ -79,8 +80,8 @@ def _mean_valid(values):
 
 
 def format_detection_report(report):
-    lines = [f"frames: {report['frames']}   objects: {report['objects']}   ignored (slivers): {report.get('ignored', 0)}"
-             f"   detections: {report['detections']}",
+    lines = [f"frames: {report['frames']}   objects: {report['objects']}   "
+             f"ignored (slivers): {report.get('ignored', 0)}   detections: {report['detections']}",
              f"AP: {report['ap']:.4f}   AP50: {report['ap50']:.4f}   AP75: {report['ap75']:.4f}   "
              f"AR@100: {report['ar100']:.4f}", "", f"{'class':<16}{'AP':>8}{'AP50':>8}{'AP75':>8}{'AR@100':>8}"]
     for name, row in report["per_class"].items():

@@ -80,9 +80,10 @@ class LoadedPoseModel:
         return {name: np.asarray(value) for name, value in out.items()}
 
 
-def load_pose_model(path, xla_decoding=True, flip_test=False):
+def load_pose_model(path, xla_decoding=True, flip_test=False, bone_lengths=None):
     """A pose SavedModel folder or a pose `.keras` checkpoint, ready to predict people; a checkpoint decodes with
-    XLA or TensorFlow's ops as `xla_decoding` says, with the flip test or not (a SavedModel as it was exported)."""
+    XLA or TensorFlow's ops as `xla_decoding` says, with the flip test or not, and infers occluded joints from
+    `bone_lengths` (default: `DEFAULT_BONE_LENGTHS`), as its SavedModel would (a SavedModel as it was exported)."""
     import tensorflow as tf
 
     from pose_tl.export.pose_saved_model import INTRINSICS_SIGNATURE, make_pose_predictor, pose_metadata
@@ -93,9 +94,10 @@ def load_pose_model(path, xla_decoding=True, flip_test=False):
         return LoadedPoseModel(lambda depth, intrinsics: signature(depth=depth, intrinsics=intrinsics), metadata)
     model = load_keras_model(path)
     stride = model.input_shape[1] // model.get_layer("heatmaps").output.shape[1]
+    options = {"bone_lengths": bone_lengths} if bone_lengths else {}
     predict = tf.function(make_pose_predictor(model, output_stride=stride, compiled_decoding=xla_decoding,
-                                              flip_test=flip_test))
-    return LoadedPoseModel(predict, pose_metadata(model, stride, (), flip_test))
+                                              flip_test=flip_test, **options))
+    return LoadedPoseModel(predict, pose_metadata(model, stride, bone_lengths or (), flip_test))
 
 
 def load_classifier(path):

@@ -56,8 +56,8 @@ class PoseHead(keras.layers.Layer):
         self.stage_convs = [[keras.layers.Conv2D(self.channels, 3, padding="same", activation="relu")
                              for _ in range(self.convs_per_stage)] for _ in range(self.stages)]
         # Sigmoid heatmaps (the focal loss) start near the share of joint pixels, as RetinaNet's classifier does.
-        heatmap_options = ({"activation": "sigmoid", "bias_initializer": keras.initializers.Constant(HEATMAP_PRIOR_LOGIT)}
-                           if self.sigmoid_heatmaps else {})
+        prior = keras.initializers.Constant(HEATMAP_PRIOR_LOGIT)
+        heatmap_options = {"activation": "sigmoid", "bias_initializer": prior} if self.sigmoid_heatmaps else {}
         self.heatmap_outs = [keras.layers.Conv2D(self.num_joints, 1, dtype="float32", **heatmap_options)
                              for _ in range(self.stages)]
         self.paf_outs = [keras.layers.Conv2D(2 * self.num_limbs, 1, dtype="float32") for _ in range(self.stages)]
