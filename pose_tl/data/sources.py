@@ -41,17 +41,10 @@ def train_validation_files(data_config, seed, verify=True):
 
 def synthetic_builder(data_config, seed):
     """The prepared TFDS builder of the recipe's synthetic settings (rendered on first use, then reused)."""
-    from types import SimpleNamespace
-
-    from pose_tl.data.people.tfds_builder import prepare_synthetic
+    from pose_tl.data.people.tfds_builder import engine_settings, prepare_synthetic
 
     synthetic = data_config.synthetic
-    settings = SimpleNamespace(
-        image_size=tuple(synthetic.image_size), people=tuple(synthetic.people),
-        pose_classes=tuple(synthetic.pose_classes), noise=synthetic.noise, flying_pixels=synthetic.flying_pixels,
-        dropout_rate=synthetic.dropout_rate, camera_height_m=tuple(synthetic.camera_height_m),
-        camera_tilt_deg=tuple(synthetic.camera_tilt_deg), distance_m=tuple(synthetic.distance_m),
-        facing_deg=tuple(synthetic.facing_deg))
+    settings = engine_settings(synthetic)
     frames = {"train": synthetic.train_frames, "validation": synthetic.validation_frames,
               "test": synthetic.test_frames}
     data_dir = synthetic.data_dir or cache_dir() / "tfds"

@@ -15,6 +15,10 @@ from pose_tl.data.people.render import pixel_rays, render_capsules, render_plane
 from pose_tl.data.people.skeleton import JOINT, NUM_JOINTS, OCCLUDED, OUT_OF_FRAME, POSE_CLASSES, VISIBLE
 
 ENGINE_VERSION = 3  # part of every prepared dataset's name: bump when rendered frames change
+# The fields of the recipe's `SyntheticConfig` that the renderer reads; with the seed and split sizes they name a
+# prepared dataset (`tfds_builder.settings_key`).
+ENGINE_SETTINGS = ("image_size", "people", "pose_classes", "noise", "flying_pixels", "dropout_rate", "camera_height_m",
+                   "camera_tilt_deg", "distance_m", "facing_deg")
 KINECT_V2_DEPTH = (512, 424, 365.5)  # width, height, focal length in pixels of Kinect v2's depth camera
 MAX_RANGE_M = 8.0
 PERSON_LABEL = 100  # surface labels >= this are people (label - PERSON_LABEL = person index)
@@ -122,8 +126,7 @@ def render_people_frame(seed, index, settings, stream=0):
     """Render frame `index` of `seed` (`stream` separates splits: train 0, validation 1, test 2).
 
     Args:
-        settings: an object with the fields of the recipe's `SyntheticConfig` (image_size, people, pose_classes,
-            noise, flying_pixels, dropout_rate, camera_height_m, camera_tilt_deg, distance_m, facing_deg).
+        settings: an object with the `ENGINE_SETTINGS` fields of the recipe's `SyntheticConfig`.
 
     Returns:
         A `PeopleFrame`.

@@ -20,21 +20,25 @@ from types import SimpleNamespace
 import numpy as np
 import tensorflow_datasets as tfds
 
-from pose_tl.data.people.engine import ENGINE_VERSION, render_people_frame
+from pose_tl.config.schema import SyntheticConfig
+from pose_tl.data.people.engine import ENGINE_SETTINGS, ENGINE_VERSION, render_people_frame
 from pose_tl.data.people.skeleton import JOINT_NAMES, NUM_JOINTS, POSE_CLASSES
 
 SPLIT_STREAMS = {"train": 0, "validation": 1, "test": 2}
 PARALLEL_FROM = 256  # frames; fewer are rendered in-process
 
 
+def engine_settings(synthetic_config, **changes):
+    """The renderer's settings: the `ENGINE_SETTINGS` fields of a `SyntheticConfig` (lists as tuples), `changes`
+    applied."""
+    settings = {name: getattr(synthetic_config, name) for name in ENGINE_SETTINGS}
+    settings = {name: tuple(value) if isinstance(value, (list, tuple)) else value for name, value in settings.items()}
+    return SimpleNamespace(**{**settings, **changes})
+
+
 def default_settings(**changes):
-    """Engine settings with the recipe defaults (the fields of `SyntheticConfig` the renderer reads)."""
-    settings = {"image_size": (120, 160), "people": (1, 3), "pose_classes": tuple(POSE_CLASSES), "noise": "kinect",
-                "flying_pixels": False, "dropout_rate": 0.003, "camera_height_m": (0.8, 2.0),
-                "camera_tilt_deg": (0.0, 25.0), "distance_m": (1.5, 5.0),
-                "facing_deg": (-180.0, 180.0)}
-    settings.update(changes)
-    return SimpleNamespace(**settings)
+    """Engine settings with the recipe defaults."""
+    return engine_settings(SyntheticConfig(), **changes)
 
 
 def settings_key(settings, seed, frames):
