@@ -8,7 +8,7 @@ second opinion on the same people, with left and right joints (and limbs) exchan
 import tensorflow as tf
 
 from pose_tl.data.people.skeleton import FLIP_INDEX, PAF_LIMBS
-from pose_tl.models.pose_model import HEATMAPS, JOINT_DEPTH, PAFS
+from pose_tl.models.pose_model import PAFS
 
 
 def mirrored_limbs(limbs=PAF_LIMBS, flip_index=FLIP_INDEX):
@@ -47,7 +47,7 @@ def unmirror_maps(maps):
     return out
 
 
-def flip_test_maps(model, inputs, names=(HEATMAPS, PAFS, JOINT_DEPTH)):
+def flip_test_maps(model, inputs, names):
     """`model`'s maps named `names` for `inputs` [N, H, W, 1], averaged with those of the mirrored inputs.
 
     One call on a batch of 2N frames: twice the network's work, the price of the flip test.

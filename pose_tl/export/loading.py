@@ -83,9 +83,10 @@ class LoadedPoseModel:
 def load_pose_model(path, xla_decoding=True, flip_test=False, bone_lengths=None):
     """A pose SavedModel folder or a pose `.keras` checkpoint, ready to predict people; a checkpoint decodes with
     XLA or TensorFlow's ops as `xla_decoding` says, with the flip test or not, and infers occluded joints from
-    `bone_lengths` (default: `DEFAULT_BONE_LENGTHS`), as its SavedModel would (a SavedModel as it was exported)."""
+    `bone_lengths` (None: `DEFAULT_BONE_LENGTHS`), as its SavedModel would (a SavedModel as it was exported)."""
     import tensorflow as tf
 
+    from pose_tl.decoding.occlusion import DEFAULT_BONE_LENGTHS
     from pose_tl.export.pose_saved_model import INTRINSICS_SIGNATURE, make_pose_predictor, pose_metadata
 
     path = Path(path)
@@ -94,10 +95,10 @@ def load_pose_model(path, xla_decoding=True, flip_test=False, bone_lengths=None)
         return LoadedPoseModel(lambda depth, intrinsics: signature(depth=depth, intrinsics=intrinsics), metadata)
     model = load_keras_model(path)
     stride = model.input_shape[1] // model.get_layer("heatmaps").output.shape[1]
-    options = {"bone_lengths": bone_lengths} if bone_lengths else {}
-    predict = tf.function(make_pose_predictor(model, output_stride=stride, compiled_decoding=xla_decoding,
-                                              flip_test=flip_test, **options))
-    return LoadedPoseModel(predict, pose_metadata(model, stride, bone_lengths or (), flip_test))
+    bone_lengths = bone_lengths or DEFAULT_BONE_LENGTHS
+    predict = tf.function(make_pose_predictor(model, output_stride=stride, bone_lengths=bone_lengths,
+                                              compiled_decoding=xla_decoding, flip_test=flip_test))
+    return LoadedPoseModel(predict, pose_metadata(model, stride, bone_lengths, flip_test))
 
 
 def load_classifier(path):

@@ -26,6 +26,7 @@ from pose_tl.export.saved_model import DEFAULT_SIGNATURE, METADATA_FILE
 from pose_tl.models.pose_model import HEATMAPS, JOINT_DEPTH, PAFS
 
 INTRINSICS_SIGNATURE = "serving_with_intrinsics"
+DECODED_MAPS = (HEATMAPS, PAFS, JOINT_DEPTH)  # what decoding reads: the last stage's maps (joint depths if learned)
 
 
 def default_intrinsics(height, width):
@@ -70,12 +71,9 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
 
     def predict(depth, intrinsics):
         metres = prepare(depth)
-        if flip_test:
-            maps = flip_test_maps(model, metres, names=(HEATMAPS, PAFS, JOINT_DEPTH))
-        else:
-            maps = model(metres, training=False)
-            maps = {name: maps[name] for name in (HEATMAPS, PAFS, JOINT_DEPTH) if name in maps}
-        return dict(finish(maps, metres, intrinsics, tf.shape(depth)[1:3]))
+        maps = flip_test_maps(model, metres, DECODED_MAPS) if flip_test else model(metres, training=False)
+        return dict(finish({name: maps[name] for name in DECODED_MAPS if name in maps}, metres, intrinsics,
+                           tf.shape(depth)[1:3]))
 
     return predict
 
