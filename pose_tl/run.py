@@ -300,8 +300,9 @@ def _pose_export_options(model, recipe):
         return {"output_stride": stride}
     from pose_tl import run_pose
 
-    return {"output_stride": stride, "bone_lengths": run_pose.training_bone_lengths(recipe),
-            "flip_test": recipe.model.pose.flip_test}
+    bone_lengths = run_pose.training_bone_lengths(recipe)  # None without training frames: the defaults
+    return {"output_stride": stride, "flip_test": recipe.model.pose.flip_test,
+            **({"bone_lengths": bone_lengths} if bone_lengths else {})}
 
 
 def predict(model_path, files, top_k=3, npy_units="m", out_dir=None, intrinsics=None):
