@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from pose_tl.data.people.engine import render_people_frame
-from pose_tl.data.people.skeleton import JOINT, LIMBS, NUM_JOINTS, OUT_OF_FRAME, PAF_LIMBS, VISIBLE
+from pose_tl.data.people.skeleton import FLIP_INDEX, JOINT, LIMBS, NUM_JOINTS, OUT_OF_FRAME, PAF_LIMBS, VISIBLE
 from pose_tl.data.people.targets import joint_depth_targets, joint_heatmaps, part_affinity_fields
 from pose_tl.data.people.tfds_builder import default_settings
 from pose_tl.decoding.grouping import greedy_matches, group_people
@@ -274,3 +274,62 @@ def test_per_joint_surface_offsets_move_each_joint_to_its_centre():
                                   surface_offset_m=tf.constant(JOINT_SURFACE_OFFSETS_M))
     assert np.allclose(xyz.numpy()[0, :, 2], 2.5 + np.asarray(JOINT_SURFACE_OFFSETS_M))
     assert JOINT_SURFACE_OFFSETS_M[JOINT["torso"]] > JOINT_SURFACE_OFFSETS_M[JOINT["right_hand"]]
+
+
+def side_agnostic(heatmaps, pafs):
+    """The maps of a network that cannot tell a person's front from their back: each left/right joint's heatmap the
+    larger of its own and its twin's, each field the sum of its own and its mirror limb's (reversed where the mirror
+    limb runs the other way, as the shoulder-shoulder one does)."""
+    maps = tf.maximum(heatmaps, tf.gather(heatmaps, FLIP_INDEX, axis=-1))
+    twins, signs = [], []
+    for a, b in PAF_LIMBS:
+        mirror = (FLIP_INDEX[a], FLIP_INDEX[b])
+        twins.append(PAF_LIMBS.index(mirror) if mirror in PAF_LIMBS else PAF_LIMBS.index(mirror[::-1]))
+        signs.append(1.0 if mirror in PAF_LIMBS else -1.0)
+    fields = tf.reshape(pafs, [*pafs.shape[:-1], len(PAF_LIMBS), 2])
+    fields = fields + tf.gather(fields, twins, axis=-2) * tf.constant(signs)[:, None]
+    return maps, tf.reshape(fields, pafs.shape)
+
+
+def test_side_agnostic_maps_give_one_skeleton_per_person_with_two_shoulders():
+    """Maps with a peak on both shoulders in both shoulder maps: each neck takes two different shoulders (not one
+    twice), and the arm left over on the other side is not a second person."""
+    decoded, people, apart, kept_apart = 0, 0, 0, 0
+    for index in range(8):
+        frame, heatmaps, pafs = ground_truth_frame(index, people=(1, 3))
+        maps, fields = side_agnostic(heatmaps, pafs)
+        out = decode_people(maps, fields, frame.depth_mm[None] / 1000.0, frame.intrinsics[None], stride=STRIDE)
+        count, keypoints = int(out["num_people"][0]), out["keypoints_2d"].numpy()[0]
+        decoded, people = decoded + count, people + frame.num_people
+        shoulders = [JOINT["right_shoulder"], JOINT["left_shoulder"]]
+        for person in range(count):
+            truth = int(np.argmin(np.linalg.norm(frame.joints_2d[:, JOINT["neck"]] - keypoints[person, JOINT["neck"]],
+                                                 axis=-1)))
+            gap = np.linalg.norm(np.subtract(*frame.joints_2d[truth, shoulders]))
+            if np.all(frame.visibility[truth, shoulders] == VISIBLE) and gap >= 2 * STRIDE:
+                apart += 1
+                kept_apart += int(np.linalg.norm(np.subtract(*keypoints[person, shoulders])) > STRIDE)
+    assert people >= 10 and decoded <= people + 1  # matched limb by limb: 29 for 15 people
+    assert apart >= 5 and kept_apart >= 0.8 * apart  # limb by limb: none
+
+
+
+def test_a_mirrored_fragment_of_a_person_is_a_duplicate_and_another_person_is_not():
+    from pose_tl.decoding.sides import twin_duplicates
+
+    rng = np.random.default_rng(0)
+    person = rng.uniform(5, 25, (NUM_JOINTS, 2)).astype(np.float32)
+    found = np.ones(NUM_JOINTS, bool)
+    arm = [JOINT["left_shoulder"], JOINT["left_elbow"], JOINT["left_hand"]]
+    fragment = np.zeros_like(person)  # the person's left arm, found again in the right arm's maps
+    fragment[[FLIP_INDEX[j] for j in arm]] = person[arm] + 0.3
+    fragment_found = np.zeros(NUM_JOINTS, bool)
+    fragment_found[[FLIP_INDEX[j] for j in arm]] = True
+    other = person + 6.0  # someone else, close by
+    keypoints = tf.constant(np.stack([person, fragment, other])[None])
+    duplicate = twin_duplicates(keypoints, tf.constant(np.stack([found, fragment_found, found])[None]))
+    assert duplicate.numpy().tolist() == [[False, True, False]]
+    # order matters: the best-supported person comes first and is never the duplicate
+    reordered = twin_duplicates(tf.constant(np.stack([fragment, person])[None]),
+                                tf.constant(np.stack([fragment_found, found])[None]))
+    assert reordered.numpy().tolist() == [[False, False]]  # 3 of the person's 15 joints: not half

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from pose_tl.data.people.skeleton import LIMBS, NUM_JOINTS, PAF_LIMBS
 from pose_tl.decoding.indexing import PerJoint, batch_index_like, pixel_indices, take
+from pose_tl.decoding.sides import separate_twin_children, twin_duplicates
 
 SAMPLES = 10
 MIN_ALIGNED_SHARE = 0.7  # share of samples whose PAF agrees with the segment
@@ -213,7 +214,7 @@ def group_people(xy, scores, pafs, max_people=10, min_joints=3, loop=False):
     xy, scores = tf.cast(xy, tf.float32), tf.cast(scores, tf.float32)
     frames, k = tf.shape(xy)[0], xy.shape[2]
     capacity = NUM_JOINTS * k  # enough slots for every candidate to start a person
-    pair_scores = limb_scores(xy, scores, pafs)  # [N, L, K, K]
+    pair_scores = separate_twin_children(limb_scores(xy, scores, pafs), xy, scores)  # [N, L, K, K]
     all_matches = greedy_matches(pair_scores)  # [N, L, K]
     state = (PerJoint([-tf.ones([frames, k], tf.int32)] * NUM_JOINTS, -2),
              PerJoint([-tf.ones([frames, capacity], tf.int32)] * NUM_JOINTS, -2),
@@ -225,7 +226,11 @@ def group_people(xy, scores, pafs, max_people=10, min_joints=3, loop=False):
 
 
 def _ranked_people(xy, scores, person_joint, limb_total, max_people, min_joints):
-    """The `max_people` best-scoring assembled people of each frame, padded with zeros."""
+    """The `max_people` best-scoring assembled people of each frame, padded with zeros.
+
+    The `max_people` with the most support (the sum of their joints' and limbs' scores) are kept, less those that
+    repeat a better-supported person's twin joints (`sides.twin_duplicates`), then ranked by mean score.
+    """
     found = person_joint >= 0  # [N, C, J]
     safe = tf.maximum(person_joint, 0)
     joint_ids = tf.broadcast_to(tf.range(NUM_JOINTS), tf.shape(safe))
@@ -233,10 +238,14 @@ def _ranked_people(xy, scores, person_joint, limb_total, max_people, min_joints)
     keypoints = tf.gather_nd(xy, index)  # [N, C, J, 2]
     keypoint_scores = tf.where(found, tf.gather_nd(scores, index), 0.0)
     count = tf.reduce_sum(tf.cast(found, tf.float32), axis=-1)
-    person_scores = tf.math.divide_no_nan(tf.reduce_sum(keypoint_scores, -1) + limb_total, 2.0 * count)
-    person_scores = tf.where(count >= min_joints, person_scores, 0.0)  # fewer joints: a fragment, not a person
+    support = tf.where(count >= min_joints, tf.reduce_sum(keypoint_scores, -1) + limb_total, 0.0)
+    person_scores = tf.math.divide_no_nan(support, 2.0 * count)  # fewer joints: a fragment, not a person
     kept = min(max_people, person_joint.shape[1])
-    best, order = tf.math.top_k(person_scores, k=kept)  # [N, kept], ties: the earlier slot first
+    most_supported, order = tf.math.top_k(support, k=kept)  # [N, kept], ties: the earlier slot first
+    keypoints, keypoint_scores, person_scores = (take(v, order) for v in (keypoints, keypoint_scores, person_scores))
+    duplicate = twin_duplicates(keypoints, keypoint_scores > 0)
+    person_scores = tf.where((most_supported > 0) & ~duplicate, person_scores, 0.0)
+    best, order = tf.math.top_k(person_scores, k=kept)
     valid = best > 0
     keypoints = tf.where(valid[..., None, None], take(keypoints, order), 0.0)
     keypoint_scores = tf.where(valid[..., None], take(keypoint_scores, order), 0.0)
