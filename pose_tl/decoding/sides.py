@@ -41,23 +41,29 @@ def separate_twin_children(pair_scores, xy, scores):
     Args:
         xy: [N, J, K, 2] joint candidates (output pixels); scores: [N, J, K] their heatmap peaks (0 = none).
     """
-    limbs = tf.unstack(pair_scores, axis=1)
     k = pair_scores.shape[-1]
-    for right_limb, left_limb in TWIN_LIMBS:
-        right, left = PAF_LIMBS[right_limb][1], PAF_LIMBS[left_limb][1]
-        right_scores, left_scores = limbs[right_limb], limbs[left_limb]  # [N, parent K, child K]
-        evidence = ((right_scores + scores[:, right][:, None, :])[..., :, None]
-                    + (left_scores + scores[:, left][:, None, :])[..., None, :])  # [N, parent, right, left]
-        gap = xy[:, right][:, :, None, :] - xy[:, left][:, None, :, :]  # [N, right, left, 2]
+    candidates = tf.range(k)
+    # The scores are read once, by one gather: XLA would otherwise recompute the fields' sampling for each slice.
+    twin_scores = tf.gather(pair_scores, [limb for pair in TWIN_LIMBS for limb in pair], axis=1)
+    children = [PAF_LIMBS[limb][1] for pair in TWIN_LIMBS for limb in pair]
+    peaks, places = tf.gather(scores, children, axis=1), tf.gather(xy, children, axis=1)  # [N, 4, K], [N, 4, K, 2]
+    keep = [tf.ones_like(twin_scores[:, 0])]  # [N, K, K] per slot: slot 0 keeps everything (the other limbs)
+    slot_of_limb = [0] * pair_scores.shape[1]
+    for pair, (right_limb, left_limb) in enumerate(TWIN_LIMBS):
+        right, left = 2 * pair, 2 * pair + 1
+        right_scores, left_scores = twin_scores[:, right], twin_scores[:, left]  # [N, parent, child]
+        evidence = ((right_scores + peaks[:, right][:, None, :])[..., :, None]
+                    + (left_scores + peaks[:, left][:, None, :])[..., None, :])  # [N, parent, right, left]
+        gap = places[:, right][:, :, None, :] - places[:, left][:, None, :, :]  # [N, right, left, 2]
         apart = tf.reduce_sum(gap * gap, axis=-1) > SAME_PLACE_PX ** 2
         allowed = (right_scores > 0)[..., :, None] & (left_scores > 0)[..., None, :] & apart[:, None]
         ranked = tf.reshape(tf.where(allowed, evidence, -1.0), [-1, k, k * k])  # [N, parent, right * left]
         best = tf.argmax(ranked, axis=-1, output_type=tf.int32)
-        decided = (tf.reduce_max(ranked, axis=-1) > 0)[..., None]  # [N, parent, 1]
-        candidates = tf.range(k)
-        limbs[right_limb] = tf.where(decided & tf.not_equal(candidates, (best // k)[..., None]), 0.0, right_scores)
-        limbs[left_limb] = tf.where(decided & tf.not_equal(candidates, (best % k)[..., None]), 0.0, left_scores)
-    return tf.stack(limbs, axis=1)
+        undecided = (tf.reduce_max(ranked, axis=-1) <= 0)[..., None]  # [N, parent, 1]
+        for limb, child in ((right_limb, best // k), (left_limb, best % k)):
+            slot_of_limb[limb] = len(keep)
+            keep.append(tf.cast(undecided | tf.equal(candidates, child[..., None]), pair_scores.dtype))
+    return pair_scores * tf.gather(tf.stack(keep, axis=1), slot_of_limb, axis=1)
 
 
 def twin_duplicates(keypoints, found):
