@@ -238,8 +238,9 @@ def _ranked_people(xy, scores, person_joint, limb_total, max_people, min_joints)
     keypoints = tf.gather_nd(xy, index)  # [N, C, J, 2]
     keypoint_scores = tf.where(found, tf.gather_nd(scores, index), 0.0)
     count = tf.reduce_sum(tf.cast(found, tf.float32), axis=-1)
+    # fewer joints: a fragment, not a person
     support = tf.where(count >= min_joints, tf.reduce_sum(keypoint_scores, -1) + limb_total, 0.0)
-    person_scores = tf.math.divide_no_nan(support, 2.0 * count)  # fewer joints: a fragment, not a person
+    person_scores = tf.math.divide_no_nan(support, 2.0 * count)
     kept = min(max_people, person_joint.shape[1])
     most_supported, order = tf.math.top_k(support, k=kept)  # [N, kept], ties: the earlier slot first
     keypoints, keypoint_scores, person_scores = (take(v, order) for v in (keypoints, keypoint_scores, person_scores))
