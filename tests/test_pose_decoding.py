@@ -313,7 +313,6 @@ def test_side_agnostic_maps_give_one_skeleton_per_person_with_two_shoulders():
     assert apart >= 5 and kept_apart >= 0.8 * apart  # limb by limb: none
 
 
-
 def test_a_mirrored_fragment_of_a_person_is_a_duplicate_and_another_person_is_not():
     from pose_tl.decoding.sides import twin_duplicates
 
