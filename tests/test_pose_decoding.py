@@ -8,6 +8,7 @@ from pose_tl.data.people.engine import render_people_frame
 from pose_tl.data.people.skeleton import FLIP_INDEX, JOINT, LIMBS, NUM_JOINTS, OUT_OF_FRAME, PAF_LIMBS, VISIBLE
 from pose_tl.data.people.targets import joint_depth_targets, joint_heatmaps, part_affinity_fields
 from pose_tl.data.people.tfds_builder import default_settings
+from pose_tl.decoding.flip_test import mirrored_limbs
 from pose_tl.decoding.grouping import greedy_matches, group_people
 from pose_tl.decoding.lifting import depth_at_keypoints, lift_to_camera_space
 from pose_tl.decoding.occlusion import DEFAULT_BONE_LENGTHS, bone_length_statistics, infer_missing_joints
@@ -281,11 +282,8 @@ def side_agnostic(heatmaps, pafs):
     larger of its own and its twin's, each field the sum of its own and its mirror limb's (reversed where the mirror
     limb runs the other way, as the shoulder-shoulder one does)."""
     maps = tf.maximum(heatmaps, tf.gather(heatmaps, FLIP_INDEX, axis=-1))
-    twins, signs = [], []
-    for a, b in PAF_LIMBS:
-        mirror = (FLIP_INDEX[a], FLIP_INDEX[b])
-        twins.append(PAF_LIMBS.index(mirror) if mirror in PAF_LIMBS else PAF_LIMBS.index(mirror[::-1]))
-        signs.append(1.0 if mirror in PAF_LIMBS else -1.0)
+    twins, reversed_direction = zip(*mirrored_limbs())
+    signs = [-1.0 if reverse else 1.0 for reverse in reversed_direction]
     fields = tf.reshape(pafs, [*pafs.shape[:-1], len(PAF_LIMBS), 2])
     fields = fields + tf.gather(fields, twins, axis=-2) * tf.constant(signs)[:, None]
     return maps, tf.reshape(fields, pafs.shape)

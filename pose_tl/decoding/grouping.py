@@ -242,10 +242,9 @@ def _ranked_people(xy, scores, person_joint, limb_total, max_people, min_joints)
     support = tf.where(count >= min_joints, tf.reduce_sum(keypoint_scores, -1) + limb_total, 0.0)
     person_scores = tf.math.divide_no_nan(support, 2.0 * count)
     kept = min(max_people, person_joint.shape[1])
-    most_supported, order = tf.math.top_k(support, k=kept)  # [N, kept], ties: the earlier slot first
+    _, order = tf.math.top_k(support, k=kept)  # [N, kept], ties: the earlier slot first
     keypoints, keypoint_scores, person_scores = (take(v, order) for v in (keypoints, keypoint_scores, person_scores))
-    duplicate = twin_duplicates(keypoints, keypoint_scores > 0)
-    person_scores = tf.where((most_supported > 0) & ~duplicate, person_scores, 0.0)
+    person_scores = tf.where(twin_duplicates(keypoints, keypoint_scores > 0), 0.0, person_scores)
     best, order = tf.math.top_k(person_scores, k=kept)
     valid = best > 0
     keypoints = tf.where(valid[..., None, None], take(keypoints, order), 0.0)
