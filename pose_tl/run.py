@@ -122,16 +122,19 @@ def _fit_pose(recipe, data, out_dir, resume, export, verbose, log):
 
     bone_lengths = run_pose.training_bone_lengths(recipe)
     write_json_atomic(out_dir / "bone_lengths.json", bone_lengths)
+    facing_model = run_pose.fit_facing_classifier(recipe, out_dir / FINAL_MODEL, result, log)
     if data.sizes["validation"]:
         predict = tf.function(make_pose_predictor(model, output_stride=recipe.model.pose.output_stride,
                                                   bone_lengths=bone_lengths, flip_test=recipe.model.pose.flip_test,
-                                                  compiled_decoding=recipe.model.pose.xla_decoding))
+                                                  compiled_decoding=recipe.model.pose.xla_decoding,
+                                                  facing_model=facing_model))
         result.update(run_pose.evaluate_people(predict, recipe, "validation", out_dir / EVAL_DIR))
     if recipe.train.export_at_end if export is None else export:
         result["saved_model"] = str(export_pose_model(model, out_dir / SAVED_MODEL,
                                                       output_stride=recipe.model.pose.output_stride,
                                                       bone_lengths=bone_lengths, flip_test=recipe.model.pose.flip_test,
-                                                      xla_decoding=recipe.model.pose.xla_decoding))
+                                                      xla_decoding=recipe.model.pose.xla_decoding,
+                                                      facing_model=facing_model))
     return result
 
 
@@ -266,7 +269,7 @@ def export(checkpoint, out_dir, recipe=None, export_format="saved_model"):
     if export_format != "saved_model":
         options = {}
         if task == "pose model":
-            options = _pose_export_options(model, recipe)
+            options = _pose_export_options(model, checkpoint, recipe)
         elif task == "detector":
             options = {"detection_config": _detection_config(checkpoint, recipe)}
         return str(export_model_file(model, Path(out_dir), export_format, **options))
@@ -280,7 +283,7 @@ def export(checkpoint, out_dir, recipe=None, export_format="saved_model"):
         from pose_tl.export.pose_saved_model import export_pose_model
 
         xla = {"xla_decoding": recipe.model.pose.xla_decoding} if recipe is not None and recipe.task == "pose" else {}
-        return str(export_pose_model(model, Path(out_dir), **_pose_export_options(model, recipe), **xla))
+        return str(export_pose_model(model, Path(out_dir), **_pose_export_options(model, checkpoint, recipe), **xla))
     from pose_tl.export.saved_model import export_classifier
 
     return str(export_classifier(model, Path(out_dir)))
@@ -292,16 +295,19 @@ def _detection_config(checkpoint, recipe):
     return recipe.model.detection
 
 
-def _pose_export_options(model, recipe):
-    """The output stride of a pose model; the bone lengths of its recipe's people and its flip test where a pose
-    recipe is given."""
+def _pose_export_options(model, checkpoint, recipe):
+    """The output stride of a pose model and the facing classifier beside its checkpoint; the bone lengths of its
+    recipe's people and its flip test where a pose recipe is given."""
+    from pose_tl.export.loading import load_facing_model
+
     stride = model.input_shape[1] // model.get_layer("heatmaps").output.shape[1]
+    options = {"output_stride": stride, "facing_model": load_facing_model(checkpoint)}
     if recipe is None or recipe.task != "pose":
-        return {"output_stride": stride}
+        return options
     from pose_tl import run_pose
 
     bone_lengths = run_pose.training_bone_lengths(recipe)  # None without training frames: the defaults
-    return {"output_stride": stride, "flip_test": recipe.model.pose.flip_test,
+    return {**options, "flip_test": recipe.model.pose.flip_test,
             **({"bone_lengths": bone_lengths} if bone_lengths else {})}
 
 

@@ -129,7 +129,8 @@ def test_focal_heatmap_loss_keeps_an_unsure_pixel_near_its_probability_where_wei
 def pose_recipe(tmp_path):
     return write_recipe(tmp_path / "pose.yaml", {
         "task": "pose", "seed": 1,
-        "model": {"backbone": {"weights": "none"}, "input_size": [32, 64], "pose": {"channels": 8, "stages": 2}},
+        "model": {"backbone": {"weights": "none"}, "input_size": [32, 64],
+                  "pose": {"channels": 8, "stages": 2, "facing_epochs": 1}},
         "data": {"source": "synthetic", "batch_size": 4,
                  "synthetic": {"image_size": [48, 64], "train_frames": 8, "validation_frames": 4, "test_frames": 2,
                                "data_dir": str(tmp_path / "tfds")}},
@@ -150,10 +151,12 @@ def pose_run(tmp_path_factory):
 
 def test_pose_train_writes_checkpoint_metrics_and_saved_model(pose_run):
     recipe, run, result = pose_run
-    for name in ("checkpoints/final.keras", "logs/0_head.csv", "logs/1_finetune.csv", "recipe.resolved.yaml",
-                 "eval/metrics.json", "eval/metrics.txt", "saved_model/saved_model.pb", "saved_model/pose_tl.json",
-                 "bone_lengths.json"):
+    for name in ("checkpoints/final.keras", "checkpoints/facing.keras", "logs/0_head.csv", "logs/1_finetune.csv",
+                 "recipe.resolved.yaml", "eval/metrics.json", "eval/metrics.txt", "saved_model/saved_model.pb",
+                 "saved_model/pose_tl.json", "bone_lengths.json"):
         assert (run / name).exists(), name
+    assert json.loads((run / "saved_model/pose_tl.json").read_text())["facing_classifier"] is True
+    assert "facing classifier:" in result.output
     header = (run / "logs/1_finetune.csv").read_text().splitlines()[0]
     assert "val_heatmaps_loss" in header and "val_pafs_stage1_loss" in header
     metrics = json.loads((run / "eval/metrics.json").read_text())

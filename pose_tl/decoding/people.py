@@ -6,6 +6,7 @@ The whole batch is decoded at once (no per-frame loop): see `grouping`.
 import tensorflow as tf
 
 from pose_tl.data.people.skeleton import NUM_JOINTS
+from pose_tl.decoding.facing import person_crops, turn_to_facing
 from pose_tl.decoding.grouping import group_people
 from pose_tl.decoding.indexing import batch_index_like, pixel_indices
 from pose_tl.decoding.lifting import JOINT_SURFACE_OFFSETS_M, lift_to_camera_space, per_frame_intrinsics
@@ -16,7 +17,7 @@ from pose_tl.decoding.peaks import find_peaks
 
 def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=None, peak_threshold=0.2, max_peaks=8,
                   max_people=10, min_joint_score=0.3, surface_offset_m=JOINT_SURFACE_OFFSETS_M,
-                  bone_lengths=DEFAULT_BONE_LENGTHS, loop=False):
+                  bone_lengths=DEFAULT_BONE_LENGTHS, facing_classifier=None, loop=False):
     """Decode a batch.
 
     Args:
@@ -27,6 +28,9 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=No
         intrinsics: [N, 4] (fx, fy, cx, cy) for that resolution.
         min_joint_score: found joints below this score are replaced by inferred ones.
         surface_offset_m: skin-to-joint depth, a scalar or one value per joint.
+        facing_classifier: crops [M, h, w, 1] -> [M, 1] probability that each person faces the camera
+            (`pose_tl.models.facing`): arms and legs whose left and right disagree with it are exchanged
+            (`pose_tl.decoding.facing`). None: skeletons as grouped.
         loop: assemble people and infer missing joints in loops over the limbs, not unrolled (for XLA, whose
             compile time grows with the graph: `grouping.group_people`).
 
@@ -36,10 +40,13 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=No
     """
     xy, scores = find_peaks(heatmaps, threshold=peak_threshold, max_peaks=max_peaks)
     keypoints, keypoint_scores, person_scores, count = group_people(xy, scores, pafs, max_people=max_people, loop=loop)
+    depth_m, intrinsics = tf.cast(depth_m, tf.float32), tf.cast(intrinsics, tf.float32)
+    if facing_classifier is not None:
+        keypoints, keypoint_scores = _turned_to_facing(facing_classifier, depth_m, keypoints, keypoint_scores,
+                                                       stride, min_joint_score)
     keypoints_px = keypoints * float(stride)  # [N, P, J, 2]
     offset = (read_joint_maps(joint_depth, keypoints) if joint_depth is not None
               else tf.constant(surface_offset_m, tf.float32))
-    depth_m, intrinsics = tf.cast(depth_m, tf.float32), tf.cast(intrinsics, tf.float32)
     xyz, has_depth = lift_to_camera_space(keypoints_px, depth_m, intrinsics, surface_offset_m=offset)
     found = (keypoint_scores >= min_joint_score) & has_depth
 
@@ -59,6 +66,14 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=No
             "keypoints_3d": tf.where(keep[..., None], xyz, 0.0),
             "keypoint_scores": tf.where(found | depth_inferred, keypoint_scores, 0.0),
             "keypoint_inferred": inferred & person[..., None], "person_scores": person_scores}
+
+
+def _turned_to_facing(facing_classifier, depth_m, keypoints, keypoint_scores, stride, min_joint_score):
+    found = keypoint_scores >= min_joint_score
+    crops = person_crops(depth_m, keypoints * float(stride), found)  # [N, P, h, w, 1]
+    probability = facing_classifier(tf.reshape(crops, [-1, *crops.shape[2:]]))
+    probability = tf.reshape(tf.cast(probability, tf.float32), tf.shape(keypoint_scores)[:2])
+    return turn_to_facing(keypoints, keypoint_scores, probability, found)
 
 
 def read_joint_maps(maps, keypoints):

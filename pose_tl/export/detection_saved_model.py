@@ -30,5 +30,5 @@ def export_detector(model, destination, *, detection_config, class_names, input_
     """Write the detection SavedModel (proposals and post-processing inside) atomically."""
     predict = make_detector(model, detection_config=detection_config, class_names=class_names,
                             input_size=input_size)
-    return export_with_intrinsics(model, destination, predict,
+    return export_with_intrinsics([model], destination, predict,
                                   detection_metadata(model, detection_config, class_names, input_size))

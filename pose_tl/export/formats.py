@@ -110,28 +110,29 @@ def import_tf2onnx():
     return tf2onnx
 
 
-def tflite_with_intrinsics(model32, predict, metadata):
-    """The .tflite bytes of `predict(depth, intrinsics)` with both SavedModel signatures (serving_default: depth,
-    Kinect v2 intrinsics; serving_with_intrinsics), converted from a temporary SavedModel."""
+def tflite_with_intrinsics(models, predict, metadata):
+    """The .tflite bytes of `predict(depth, intrinsics)` (which calls the Keras `models`) with both SavedModel
+    signatures (serving_default: depth, Kinect v2 intrinsics; serving_with_intrinsics), converted from a temporary
+    SavedModel."""
     from pose_tl.export.pose_saved_model import INTRINSICS_SIGNATURE, export_with_intrinsics
 
     with tempfile.TemporaryDirectory(prefix="pose_tl_tflite_") as tmp:
-        export_with_intrinsics(model32, Path(tmp) / "saved_model", predict, metadata)
+        export_with_intrinsics(models, Path(tmp) / "saved_model", predict, metadata)
         converter = tf.lite.TFLiteConverter.from_saved_model(
             str(Path(tmp) / "saved_model"), signature_keys=[DEFAULT_SIGNATURE, INTRINSICS_SIGNATURE])
         return converter.convert()
 
 
-def pose_tflite(model32, metadata, *, output_stride, bone_lengths, flip_test=False):
+def pose_tflite(model32, metadata, *, output_stride, bone_lengths, flip_test=False, facing_model=None):
     """The .tflite bytes of a float32 pose model, decoding included, with both SavedModel signatures."""
     from pose_tl.export.pose_saved_model import make_pose_predictor
 
     predict = make_pose_predictor(model32, output_stride=output_stride, bone_lengths=bone_lengths,
-                                  compiled_decoding=False, flip_test=flip_test)
-    return tflite_with_intrinsics(model32, predict, metadata)
+                                  compiled_decoding=False, flip_test=flip_test, facing_model=facing_model)
+    return tflite_with_intrinsics([model32, *([facing_model] if facing_model else [])], predict, metadata)
 
 
-def pose_onnx(model32, *, output_stride, bone_lengths, flip_test=False):
+def pose_onnx(model32, *, output_stride, bone_lengths, flip_test=False, facing_model=None):
     """The .onnx bytes of a float32 pose model, decoding included: (depth, intrinsics) -> the SavedModel's outputs.
 
     Decoding has no loops or conditionals (`pose_tl.decoding.grouping`), so it converts node for node.
@@ -139,7 +140,7 @@ def pose_onnx(model32, *, output_stride, bone_lengths, flip_test=False):
     from pose_tl.export.pose_saved_model import make_pose_predictor
 
     predict = make_pose_predictor(model32, output_stride=output_stride, bone_lengths=bone_lengths,
-                                  compiled_decoding=False, flip_test=flip_test)
+                                  compiled_decoding=False, flip_test=flip_test, facing_model=facing_model)
     return onnx_with_intrinsics(predict)
 
 
@@ -177,7 +178,7 @@ def detector_tflite(model32, metadata, **detector):
     """The .tflite bytes of a float32 detector, proposals and NMS included, with both SavedModel signatures and
     its numeric outputs. Depth segments convert as a TFLite WHILE; RoIAlign and NMS are rewritten in builtin ops
     (`tflite_builtins`), since TFLite has no CropAndResize or CombinedNonMaxSuppression kernel."""
-    return tflite_with_intrinsics(model32, numeric_detections(model32, portable="tflite", **detector), metadata)
+    return tflite_with_intrinsics([model32], numeric_detections(model32, portable="tflite", **detector), metadata)
 
 
 def task_of(model):
@@ -187,11 +188,11 @@ def task_of(model):
 
 
 def export_model_file(model, destination, export_format, *, output_stride=None, bone_lengths=None,
-                      flip_test=False, detection_config=None):
+                      flip_test=False, facing_model=None, detection_config=None):
     """Write `destination`/model.tflite or model.onnx and pose_tl.json, atomically; returns the model file's path.
 
     Args:
-        output_stride, bone_lengths, flip_test: of a pose model, as for its SavedModel.
+        output_stride, bone_lengths, flip_test, facing_model: of a pose model, as for its SavedModel.
         detection_config: of a detector (its recipe's `model.detection`: anchors, proposals, NMS).
 
     Raises:
@@ -221,8 +222,9 @@ def export_model_file(model, destination, export_format, *, output_stride=None, 
         from pose_tl.export.pose_saved_model import pose_metadata
 
         bone_lengths = DEFAULT_BONE_LENGTHS if bone_lengths is None else bone_lengths
-        metadata = pose_metadata(model, output_stride, bone_lengths, flip_test)
-        pose = {"output_stride": output_stride, "bone_lengths": bone_lengths, "flip_test": flip_test}
+        metadata = pose_metadata(model, output_stride, bone_lengths, flip_test, facing_model)
+        pose = {"output_stride": output_stride, "bone_lengths": bone_lengths, "flip_test": flip_test,
+                "facing_model": facing_model}
         if export_format == "tflite":
             blob = pose_tflite(model32, metadata, **pose)
         else:

@@ -83,7 +83,8 @@ class LoadedPoseModel:
 def load_pose_model(path, xla_decoding=True, flip_test=False, bone_lengths=None):
     """A pose SavedModel folder or a pose `.keras` checkpoint, ready to predict people; a checkpoint decodes with
     XLA or TensorFlow's ops as `xla_decoding` says, with the flip test or not, and infers occluded joints from
-    `bone_lengths` (None: `DEFAULT_BONE_LENGTHS`), as its SavedModel would (a SavedModel as it was exported)."""
+    `bone_lengths` (None: `DEFAULT_BONE_LENGTHS`), as its SavedModel would (a SavedModel as it was exported); the
+    facing classifier beside it, if any, turns skeletons (`load_facing_model`)."""
     import tensorflow as tf
 
     from pose_tl.decoding.occlusion import DEFAULT_BONE_LENGTHS
@@ -93,12 +94,22 @@ def load_pose_model(path, xla_decoding=True, flip_test=False, bone_lengths=None)
     if path.is_dir():
         signature, metadata = load_signature(path, INTRINSICS_SIGNATURE, "a pose SavedModel")
         return LoadedPoseModel(lambda depth, intrinsics: signature(depth=depth, intrinsics=intrinsics), metadata)
-    model = load_keras_model(path)
+    model, facing_model = load_keras_model(path), load_facing_model(path)
     stride = model.input_shape[1] // model.get_layer("heatmaps").output.shape[1]
     bone_lengths = bone_lengths or DEFAULT_BONE_LENGTHS
     predict = tf.function(make_pose_predictor(model, output_stride=stride, bone_lengths=bone_lengths,
-                                              compiled_decoding=xla_decoding, flip_test=flip_test))
-    return LoadedPoseModel(predict, pose_metadata(model, stride, bone_lengths, flip_test))
+                                              compiled_decoding=xla_decoding, flip_test=flip_test,
+                                              facing_model=facing_model))
+    return LoadedPoseModel(predict, pose_metadata(model, stride, bone_lengths, flip_test, facing_model))
+
+
+def load_facing_model(checkpoint):
+    """The facing classifier saved beside a pose checkpoint (`pose_tl.models.facing`), or None where there is
+    none."""
+    from pose_tl.models.facing import facing_model_path
+
+    path = facing_model_path(checkpoint)
+    return load_keras_model(path) if path.is_file() else None
 
 
 def load_classifier(path):

@@ -38,7 +38,7 @@ def default_intrinsics(height, width):
 
 def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGTHS,
                         surface_offset_m=JOINT_SURFACE_OFFSETS_M, max_people=10, compiled_decoding=True,
-                        flip_test=False):
+                        flip_test=False, facing_model=None):
     """fn(depth [N, H, W] uint16 mm or float metres, intrinsics [N, 4]) -> the output dict above.
 
     With `compiled_decoding`, the steps before and after the network (resizing; decoding) each run as one
@@ -46,9 +46,11 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
     small ops, whose dispatch, not arithmetic, is its cost (~3x faster at batch 1, ~2x at batch 8, on 2 CPU
     cores). The network stays with TensorFlow's kernels (XLA's convolutions are slower on CPU). TFLite and ONNX
     conversion need it off: they convert TensorFlow ops. With `flip_test`, the maps are averaged with those of the
-    mirrored frame (`pose_tl.decoding.flip_test`): the network runs twice.
+    mirrored frame (`pose_tl.decoding.flip_test`): the network runs twice. With `facing_model`
+    (`pose_tl.models.facing`), decoding turns arms and legs to agree with it (`pose_tl.decoding.facing`).
     """
     input_h, input_w = model.input_shape[1:3]
+    facing_classifier = None if facing_model is None else lambda crops: facing_model(crops, training=False)
 
     def prepare(depth):
         return resize_depth(tf.expand_dims(depth_to_metres(depth), -1), (input_h, input_w))  # TFLite: no [..., None]
@@ -59,7 +61,8 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
         scaled = tf.stack([fx * scale[0], fy * scale[1], cx * scale[0], cy * scale[1]], axis=-1)
         people = decode_people(maps[HEATMAPS], maps[PAFS], metres[..., 0], scaled, stride=output_stride,
                                joint_depth=maps.get(JOINT_DEPTH), bone_lengths=bone_lengths,
-                               surface_offset_m=surface_offset_m, max_people=max_people, loop=compiled_decoding)
+                               surface_offset_m=surface_offset_m, max_people=max_people, loop=compiled_decoding,
+                               facing_classifier=facing_classifier)
         people["keypoints_2d"] = people["keypoints_2d"] / scale
         people["keypoint_inferred"] = tf.cast(people["keypoint_inferred"], tf.bool)
         people["heatmaps"] = tf.cast(maps[HEATMAPS], tf.float32)
@@ -78,28 +81,30 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
     return predict
 
 
-def pose_metadata(model, output_stride, bone_lengths, flip_test=False):
+def pose_metadata(model, output_stride, bone_lengths, flip_test=False, facing_model=None):
     preprocessing = model.get_layer("depth_preprocessing")
     return {"task": "pose", "joint_names": list(JOINT_NAMES), "limbs": [list(limb) for limb in LIMBS],
             "paf_limbs": [list(limb) for limb in PAF_LIMBS],
             "input_size": list(model.input_shape[1:3]), "output_stride": output_stride,
             "depth_range_m": [preprocessing.min_m, preprocessing.max_m], "depth_encoding": preprocessing.encoding,
             "bone_lengths_m": list(bone_lengths), "flip_test": bool(flip_test),
+            "facing_classifier": facing_model is not None,
             "signatures": {DEFAULT_SIGNATURE: "depth uint16 [N,H,W] mm; Kinect v2 intrinsics scaled to W",
                            INTRINSICS_SIGNATURE: "depth uint16 [N,H,W] mm, intrinsics float32 [N,4] fx,fy,cx,cy"},
             "outputs": ["num_people", "keypoints_2d", "keypoints_3d", "keypoint_scores", "keypoint_inferred",
                         "person_scores", "heatmaps"]}
 
 
-def export_with_intrinsics(model, destination, predict, metadata):
-    """Write a SavedModel of `predict(depth, intrinsics)` with both signatures, plus pose_tl.json, atomically
-    (a killed export leaves the previous one or nothing)."""
+def export_with_intrinsics(models, destination, predict, metadata):
+    """Write a SavedModel of `predict(depth, intrinsics)` (which calls the Keras `models`) with both signatures,
+    plus pose_tl.json, atomically (a killed export leaves the previous one or nothing)."""
     def with_default_intrinsics(depth):
         shape = tf.shape(depth)
         return predict(depth, tf.tile(default_intrinsics(shape[1], shape[2])[None], [shape[0], 1]))
 
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    for model in models:
+        archive.track(model)
     archive.add_endpoint(DEFAULT_SIGNATURE, with_default_intrinsics,
                          input_signature=[tf.TensorSpec([None, None, None], tf.uint16, name="depth")])
     archive.add_endpoint(INTRINSICS_SIGNATURE, predict,
@@ -112,9 +117,11 @@ def export_with_intrinsics(model, destination, predict, metadata):
 
 
 def export_pose_model(model, destination, *, output_stride, bone_lengths=DEFAULT_BONE_LENGTHS, xla_decoding=True,
-                      flip_test=False):
-    """Write the pose SavedModel (decoding, and the flip test where asked, inside) atomically."""
+                      flip_test=False, facing_model=None):
+    """Write the pose SavedModel (decoding, the flip test and the facing classifier where asked, inside)
+    atomically."""
     predict = make_pose_predictor(model, output_stride=output_stride, bone_lengths=bone_lengths,
-                                  compiled_decoding=xla_decoding, flip_test=flip_test)
-    metadata = {**pose_metadata(model, output_stride, bone_lengths, flip_test), "xla_decoding": bool(xla_decoding)}
-    return export_with_intrinsics(model, destination, predict, metadata)
+                                  compiled_decoding=xla_decoding, flip_test=flip_test, facing_model=facing_model)
+    metadata = {**pose_metadata(model, output_stride, bone_lengths, flip_test, facing_model),
+                "xla_decoding": bool(xla_decoding)}
+    return export_with_intrinsics([model, *([facing_model] if facing_model else [])], destination, predict, metadata)
