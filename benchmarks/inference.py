@@ -67,6 +67,7 @@ def build_classifier(input_size, policy):
 def build_pose_model(input_size, policy, overrides=()):
     from pose_tl.config import load_recipe
     from pose_tl.data.people.skeleton import JOINT_NAMES, PAF_LIMBS
+    from pose_tl.models.facing import build_facing_classifier
     from pose_tl.models.factory import build_pose_model as build
     from pose_tl.training.precision import dtype_policy
 
@@ -74,7 +75,10 @@ def build_pose_model(input_size, policy, overrides=()):
                          ["model.backbone.weights=none", f"model.input_size=[{input_size[0]}, {input_size[1]}]",
                           *overrides])
     with dtype_policy(policy):
-        return build(recipe.model, len(JOINT_NAMES), len(PAF_LIMBS)), recipe.model.pose.output_stride
+        model = build(recipe.model, len(JOINT_NAMES), len(PAF_LIMBS))
+    # The recipe's facing classifier (random weights: the same work as a trained one) runs inside decoding.
+    facing_model = build_facing_classifier(seed=0) if recipe.model.pose.facing_epochs else None
+    return model, recipe.model.pose.output_stride, facing_model
 
 
 def build_detector(input_size, policy):
@@ -182,11 +186,11 @@ def rows(args, policy, folder):
         table.append(("onnx", "float32", onnx_runner(export_model_file(model, folder / "onnx", "onnx")),
                       frames))
     if args.pose:
-        pose_model, stride = build_pose_model(args.input_size, policy, args.set)
-        export_pose_model(pose_model, folder / "pose", output_stride=stride)
+        pose_model, stride, facing_model = build_pose_model(args.input_size, policy, args.set)
+        export_pose_model(pose_model, folder / "pose", output_stride=stride, facing_model=facing_model)
         table.append(("pose network", policy, network_runner(pose_model), preprocessed))
         table.append(("pose saved_model", policy, saved_model_runner(folder / "pose"), frames))
-        table += files_with_intrinsics("pose", pose_model, output_stride=stride)
+        table += files_with_intrinsics("pose", pose_model, output_stride=stride, facing_model=facing_model)
     if args.detector:
         detector, detection = build_detector(args.input_size, policy)
         export_detector(detector, folder / "detector", detection_config=detection, class_names=["person"],

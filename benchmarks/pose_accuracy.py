@@ -46,7 +46,10 @@ def train_and_test(weights, args, out_root):
     flip_recipe = load_recipe(RECIPE, [*overrides, FLIP_TEST])
     flip_model = run.export(result["checkpoint"], out / "saved_model_flip_test", flip_recipe)
     run.evaluate(flip_recipe, flip_model, out / "test_eval_flip_test", split="test", command="benchmark")
-    return [json.loads((out / folder / "metrics.json").read_text()) for folder in ("test_eval", "test_eval_flip_test")]
+    facing_report = out / "logs" / "facing.json"  # the facing classifier's, where the recipe trains one
+    facing = json.loads(facing_report.read_text()) if facing_report.is_file() else {}
+    return [{**json.loads((out / folder / "metrics.json").read_text()), "facing": facing}
+            for folder in ("test_eval", "test_eval_flip_test")]
 
 
 def main():
@@ -82,6 +85,11 @@ def main():
         print(f"{weights:<19}{m['pck@0.2']:>10.3f}{m['map@10cm']:>10.3f}{mpjpe:>10}{m['oks_ap']:>10.3f}"
               f"{m['swapped@0.2']:>10.3f}{minutes:>10}")
     print("(+flip: the same model exported with model.pose.flip_test: true; minutes include both evaluations)")
+    for weights, m in rows.items():
+        if m["facing"] and m["minutes"] is not None:
+            print(f"{weights}: facing classifier {m['facing'].get('validation_accuracy', float('nan')):.3f} right on "
+                  f"{m['facing'].get('validation_people', 0)} validation people, {m['facing']['train_examples']} "
+                  f"training examples, {m['facing']['seconds']:.0f} s")
     if {"hed-bsds500", "none"} <= set(rows):
         for suffix in ("", " +flip"):
             gain = (rows["hed-bsds500" + suffix]["map@10cm"] - rows["none" + suffix]["map@10cm"]) * 100

@@ -122,7 +122,7 @@ def _fit_pose(recipe, data, out_dir, resume, export, verbose, log):
 
     bone_lengths = run_pose.training_bone_lengths(recipe)
     write_json_atomic(out_dir / "bone_lengths.json", bone_lengths)
-    facing_model = run_pose.fit_facing_classifier(recipe, out_dir / FINAL_MODEL, result, log)
+    facing_model = run_pose.fit_facing_classifier(recipe, out_dir / FINAL_MODEL, out_dir / "logs" / "facing.json", log)
     if data.sizes["validation"]:
         predict = tf.function(make_pose_predictor(model, output_stride=recipe.model.pose.output_stride,
                                                   bone_lengths=bone_lengths, flip_test=recipe.model.pose.flip_test,

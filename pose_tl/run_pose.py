@@ -71,11 +71,13 @@ def training_bone_lengths(recipe, frames=400):
     return bone_length_statistics(np.concatenate(joints), np.concatenate(visibility))
 
 
-def fit_facing_classifier(recipe, checkpoint, result, log=print):
-    """Train the recipe's facing classifier on its training people and save it beside the pose `checkpoint`; adds
-    its report to `result`. None where the recipe asks for none (`model.pose.facing_epochs: 0`) or no training
-    person is labelled for it; a classifier an earlier run left there is removed then, as it would turn this
-    model's skeletons."""
+def fit_facing_classifier(recipe, checkpoint, report_path, log=print):
+    """Train the recipe's facing classifier on its training people, save it beside the pose `checkpoint` and its
+    report (people, validation accuracy, seconds) as `report_path`. None where the recipe asks for none
+    (`model.pose.facing_epochs: 0`) or no training person is labelled for it; a classifier an earlier run left
+    there is removed then, as it would turn this model's skeletons."""
+    import time
+
     from pose_tl.atomic import atomic_path
     from pose_tl.data.people_sources import people_frames
     from pose_tl.models.facing import facing_model_path
@@ -84,9 +86,12 @@ def fit_facing_classifier(recipe, checkpoint, result, log=print):
     path = facing_model_path(checkpoint)
     model = None
     if recipe.model.pose.facing_epochs:
-        model, result["facing_classifier"] = train_facing_classifier(
+        start = time.perf_counter()
+        model, report = train_facing_classifier(
             people_frames(recipe.data, recipe.seed, "train"), people_frames(recipe.data, recipe.seed, "validation"),
             epochs=recipe.model.pose.facing_epochs, seed=recipe.seed, log=log)
+        write_json_atomic(report_path, {**report, "epochs": recipe.model.pose.facing_epochs,
+                                        "seconds": round(time.perf_counter() - start, 1)})
     if model is None:
         path.unlink(missing_ok=True)
         return None

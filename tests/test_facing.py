@@ -130,3 +130,26 @@ def test_decoding_with_a_facing_classifier_turns_skeletons_drawn_the_wrong_way_r
                 else:
                     turned_back += int(right)
     assert people >= 4 and turned_back == people
+
+
+def test_shaken_training_examples_keep_their_labels_and_move_the_crops():
+    frames = frames_facing(FRONT)
+    plain_crops, plain_labels = facing_examples(frames)
+    shaken_crops, shaken_labels = facing_examples(frames, np.random.default_rng(0))
+    assert len(shaken_labels) >= len(plain_labels) - 2 and np.all(shaken_labels == 1.0)
+    count = min(len(plain_labels), len(shaken_labels))
+    assert np.mean(plain_crops[:count] != shaken_crops[:count]) > 0.1
+
+
+def test_only_the_slots_that_hold_people_are_classified_and_frames_without_people_do_not_fail():
+    from pose_tl.export.pose_saved_model import facing_probabilities
+    from pose_tl.models.facing import build_facing_classifier
+
+    model = build_facing_classifier(seed=3)
+    crops = tf.constant(np.random.default_rng(0).uniform(-1, 1.5, (2, 4, *CROP_SIZE, 1)).astype(np.float32))
+    every_slot = facing_probabilities(model, crops, tf.constant([4, 4]), only_people=False).numpy()
+    graph = tf.function(lambda count: facing_probabilities(model, crops, count))
+    some = graph(tf.constant([2, 0])).numpy()
+    np.testing.assert_allclose(some[0, :2], every_slot[0, :2], atol=1e-5)
+    assert np.all(some[0, 2:] == 0.5) and np.all(some[1] == 0.5)
+    assert np.all(graph(tf.constant([0, 0])).numpy() == 0.5)

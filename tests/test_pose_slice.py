@@ -157,6 +157,8 @@ def test_pose_train_writes_checkpoint_metrics_and_saved_model(pose_run):
         assert (run / name).exists(), name
     assert json.loads((run / "saved_model/pose_tl.json").read_text())["facing_classifier"] is True
     assert "facing classifier:" in result.output
+    facing = json.loads((run / "logs/facing.json").read_text())
+    assert facing["epochs"] == 1 and facing["train_examples"] > 0 and 0.0 <= facing["validation_accuracy"] <= 1.0
     header = (run / "logs/1_finetune.csv").read_text().splitlines()[0]
     assert "val_heatmaps_loss" in header and "val_pafs_stage1_loss" in header
     metrics = json.loads((run / "eval/metrics.json").read_text())

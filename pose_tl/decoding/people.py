@@ -38,12 +38,42 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=No
         A dict: num_people [N], keypoints_2d [N, P, J, 2] (input pixels), keypoints_3d [N, P, J, 3] (metres,
         camera frame), keypoint_scores [N, P, J], keypoint_inferred [N, P, J] (bool), person_scores [N, P].
     """
-    xy, scores = find_peaks(heatmaps, threshold=peak_threshold, max_peaks=max_peaks)
-    keypoints, keypoint_scores, person_scores, count = group_people(xy, scores, pafs, max_people=max_people, loop=loop)
-    depth_m, intrinsics = tf.cast(depth_m, tf.float32), tf.cast(intrinsics, tf.float32)
+    people = assemble_people(heatmaps, pafs, peak_threshold=peak_threshold, max_peaks=max_peaks,
+                             max_people=max_people, loop=loop)
+    probability = None
     if facing_classifier is not None:
-        keypoints, keypoint_scores = _turned_to_facing(facing_classifier, depth_m, keypoints, keypoint_scores,
-                                                       stride, min_joint_score)
+        crops = facing_crops(depth_m, people, stride=stride, min_joint_score=min_joint_score)
+        probability = facing_classifier(tf.reshape(crops, [-1, *crops.shape[2:]]))
+        probability = tf.reshape(tf.cast(probability, tf.float32), tf.shape(crops)[:2])
+    return complete_people(people, depth_m, intrinsics, stride=stride, facing_probability=probability,
+                           joint_depth=joint_depth, min_joint_score=min_joint_score,
+                           surface_offset_m=surface_offset_m, bone_lengths=bone_lengths, loop=loop)
+
+
+def assemble_people(heatmaps, pafs, *, peak_threshold=0.2, max_peaks=8, max_people=10, loop=False):
+    """The first half of `decode_people`: (keypoints [N, P, J, 2] output pixels, keypoint_scores [N, P, J],
+    person_scores [N, P], num_people [N]) of the people grouped from the maps."""
+    xy, scores = find_peaks(heatmaps, threshold=peak_threshold, max_peaks=max_peaks)
+    return group_people(xy, scores, pafs, max_people=max_people, loop=loop)
+
+
+def facing_crops(depth_m, people, *, stride, min_joint_score=0.3):
+    """[N, P, h, w, 1] each assembled person's depth crop for the facing classifier (`pose_tl.decoding.facing`)."""
+    keypoints, keypoint_scores, _, _ = people
+    return person_crops(tf.cast(depth_m, tf.float32), keypoints * float(stride), keypoint_scores >= min_joint_score)
+
+
+def complete_people(people, depth_m, intrinsics, *, stride, facing_probability=None, joint_depth=None,
+                    min_joint_score=0.3, surface_offset_m=JOINT_SURFACE_OFFSETS_M, bone_lengths=DEFAULT_BONE_LENGTHS,
+                    loop=False):
+    """The second half of `decode_people`: assembled `people` turned to agree with `facing_probability` [N, P]
+    (None: as assembled), lifted to 3D, their missing joints inferred; returns its output dict."""
+    keypoints, keypoint_scores, person_scores, count = people
+    max_people = keypoints.shape[1]
+    if facing_probability is not None:
+        keypoints, keypoint_scores = turn_to_facing(keypoints, keypoint_scores, facing_probability,
+                                                    keypoint_scores >= min_joint_score)
+    depth_m, intrinsics = tf.cast(depth_m, tf.float32), tf.cast(intrinsics, tf.float32)
     keypoints_px = keypoints * float(stride)  # [N, P, J, 2]
     offset = (read_joint_maps(joint_depth, keypoints) if joint_depth is not None
               else tf.constant(surface_offset_m, tf.float32))
@@ -66,14 +96,6 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=No
             "keypoints_3d": tf.where(keep[..., None], xyz, 0.0),
             "keypoint_scores": tf.where(found | depth_inferred, keypoint_scores, 0.0),
             "keypoint_inferred": inferred & person[..., None], "person_scores": person_scores}
-
-
-def _turned_to_facing(facing_classifier, depth_m, keypoints, keypoint_scores, stride, min_joint_score):
-    found = keypoint_scores >= min_joint_score
-    crops = person_crops(depth_m, keypoints * float(stride), found)  # [N, P, h, w, 1]
-    probability = facing_classifier(tf.reshape(crops, [-1, *crops.shape[2:]]))
-    probability = tf.reshape(tf.cast(probability, tf.float32), tf.shape(keypoint_scores)[:2])
-    return turn_to_facing(keypoints, keypoint_scores, probability, found)
 
 
 def read_joint_maps(maps, keypoints):

@@ -21,7 +21,7 @@ from pose_tl.data.people.skeleton import JOINT_NAMES, LIMBS, PAF_LIMBS
 from pose_tl.decoding.flip_test import flip_test_maps
 from pose_tl.decoding.lifting import JOINT_SURFACE_OFFSETS_M
 from pose_tl.decoding.occlusion import DEFAULT_BONE_LENGTHS
-from pose_tl.decoding.people import decode_people
+from pose_tl.decoding.people import assemble_people, complete_people, facing_crops
 from pose_tl.export.saved_model import DEFAULT_SIGNATURE, METADATA_FILE
 from pose_tl.models.pose_model import HEATMAPS, JOINT_DEPTH, PAFS
 
@@ -41,44 +41,71 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
                         flip_test=False, facing_model=None):
     """fn(depth [N, H, W] uint16 mm or float metres, intrinsics [N, 4]) -> the output dict above.
 
-    With `compiled_decoding`, the steps before and after the network (resizing; decoding) each run as one
-    XLA-compiled function, compiled on the first call for each frame shape and batch size: decoding is hundreds of
-    small ops, whose dispatch, not arithmetic, is its cost (~3x faster at batch 1, ~2x at batch 8, on 2 CPU
-    cores). The network stays with TensorFlow's kernels (XLA's convolutions are slower on CPU). TFLite and ONNX
-    conversion need it off: they convert TensorFlow ops. With `flip_test`, the maps are averaged with those of the
-    mirrored frame (`pose_tl.decoding.flip_test`): the network runs twice. With `facing_model`
-    (`pose_tl.models.facing`), decoding turns arms and legs to agree with it (`pose_tl.decoding.facing`).
+    With `compiled_decoding`, the steps before and after the network (resizing; assembling people; completing
+    them) each run as an XLA-compiled function, compiled on the first call for each frame shape and batch size:
+    decoding is hundreds of small ops, whose dispatch, not arithmetic, is its cost (~3x faster at batch 1, ~2x at
+    batch 8, on 2 CPU cores). The network stays with TensorFlow's kernels (XLA's convolutions are slower on CPU),
+    and so does the facing classifier (`pose_tl.models.facing`), which runs between the two decoding steps on the
+    assembled people's crops, and whose answer turns arms and legs (`pose_tl.decoding.facing`). TFLite and ONNX
+    conversion need compilation off: they convert TensorFlow ops. With `flip_test`, the maps are averaged with
+    those of the mirrored frame (`pose_tl.decoding.flip_test`): the network runs twice.
     """
     input_h, input_w = model.input_shape[1:3]
-    facing_classifier = None if facing_model is None else lambda crops: facing_model(crops, training=False)
 
     def prepare(depth):
         return resize_depth(tf.expand_dims(depth_to_metres(depth), -1), (input_h, input_w))  # TFLite: no [..., None]
 
-    def finish(maps, metres, intrinsics, frame_shape):
+    def assemble(maps, metres):
+        people = assemble_people(maps[HEATMAPS], maps[PAFS], max_people=max_people, loop=compiled_decoding)
+        if facing_model is None:
+            return {"people": people}
+        return {"people": people, "crops": facing_crops(metres[..., 0], people, stride=output_stride)}
+
+    def finish(maps, people, facing_probability, metres, intrinsics, frame_shape):
         scale = tf.constant([input_w, input_h], tf.float32) / tf.cast(frame_shape[::-1], tf.float32)  # (sx, sy)
         fx, fy, cx, cy = tf.unstack(tf.cast(intrinsics, tf.float32), axis=-1)
         scaled = tf.stack([fx * scale[0], fy * scale[1], cx * scale[0], cy * scale[1]], axis=-1)
-        people = decode_people(maps[HEATMAPS], maps[PAFS], metres[..., 0], scaled, stride=output_stride,
-                               joint_depth=maps.get(JOINT_DEPTH), bone_lengths=bone_lengths,
-                               surface_offset_m=surface_offset_m, max_people=max_people, loop=compiled_decoding,
-                               facing_classifier=facing_classifier)
-        people["keypoints_2d"] = people["keypoints_2d"] / scale
-        people["keypoint_inferred"] = tf.cast(people["keypoint_inferred"], tf.bool)
-        people["heatmaps"] = tf.cast(maps[HEATMAPS], tf.float32)
-        return people
+        out = complete_people(people, metres[..., 0], scaled, stride=output_stride,
+                              facing_probability=facing_probability, joint_depth=maps.get(JOINT_DEPTH),
+                              bone_lengths=bone_lengths, surface_offset_m=surface_offset_m, loop=compiled_decoding)
+        out["keypoints_2d"] = out["keypoints_2d"] / scale
+        out["keypoint_inferred"] = tf.cast(out["keypoint_inferred"], tf.bool)
+        out["heatmaps"] = tf.cast(maps[HEATMAPS], tf.float32)
+        return out
 
     if compiled_decoding:
-        prepare = tf.function(prepare, autograph=False, jit_compile=True)
-        finish = tf.function(finish, autograph=False, jit_compile=True)
+        prepare, assemble, finish = (tf.function(step, autograph=False, jit_compile=True)
+                                     for step in (prepare, assemble, finish))
 
     def predict(depth, intrinsics):
         metres = prepare(depth)
         maps = flip_test_maps(model, metres, DECODED_MAPS) if flip_test else model(metres, training=False)
-        return dict(finish({name: maps[name] for name in DECODED_MAPS if name in maps}, metres, intrinsics,
-                           tf.shape(depth)[1:3]))
+        maps = {name: maps[name] for name in DECODED_MAPS if name in maps}
+        assembled = assemble(maps, metres)
+        probability = None
+        if facing_model is not None:
+            probability = facing_probabilities(facing_model, assembled["crops"], assembled["people"][3],
+                                               only_people=compiled_decoding)
+        return dict(finish(maps, assembled["people"], probability, metres, intrinsics, tf.shape(depth)[1:3]))
 
     return predict
+
+
+def facing_probabilities(facing_model, crops, num_people, only_people=True):
+    """[N, P] the facing classifier's probability that each person slot faces the camera, from crops
+    [N, P, h, w, 1]. With `only_people`, only the slots that hold a person (the first `num_people` [N] of each
+    frame) are classified, with TensorFlow's kernels (XLA's convolutions are slower on CPU); empty slots read 0.5.
+    Without, every slot is (a static graph, as TFLite and ONNX conversion want)."""
+    shape = tf.shape(crops)
+    if not only_people:
+        flat = tf.reshape(crops, [-1, *crops.shape[2:]])
+        return tf.reshape(tf.cast(facing_model(flat, training=False), tf.float32), shape[:2])
+    slots = tf.where(tf.range(shape[1])[None, :] < tf.cast(num_people, tf.int32)[:, None])  # [M, 2]
+    # One more crop than people, dropped after: a batch of none (no one in the frames) fails in TensorFlow's fused
+    # convolution ("input depth must be evenly divisible by filter depth").
+    chosen = tf.concat([tf.gather_nd(crops, slots), crops[:1, 0]], axis=0)
+    probability = tf.cast(facing_model(chosen, training=False), tf.float32)[:-1, 0]
+    return tf.tensor_scatter_nd_update(tf.fill(shape[:2], 0.5), slots, probability)
 
 
 def pose_metadata(model, output_stride, bone_lengths, flip_test=False, facing_model=None):
