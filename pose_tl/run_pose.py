@@ -73,7 +73,7 @@ def training_bone_lengths(recipe, frames=400):
 
 def fit_facing_classifier(recipe, checkpoint, report_path, log=print):
     """Train the recipe's facing classifier on its training people, save it beside the pose `checkpoint` and its
-    report (people, validation accuracy, seconds) as `report_path`. None where the recipe asks for none
+    report (examples, validation accuracy, seconds) as `report_path`. None where the recipe asks for none
     (`model.pose.facing_epochs: 0`) or no training person is labelled for it; a classifier an earlier run left
     there is removed then, as it would turn this model's skeletons."""
     import time
