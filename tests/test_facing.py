@@ -8,7 +8,8 @@ from pose_tl.data.people.engine import render_people_frame
 from pose_tl.data.people.skeleton import FLIP_INDEX, JOINT, NUM_JOINTS, VISIBLE
 from pose_tl.data.people.targets import joint_heatmaps, part_affinity_fields
 from pose_tl.data.people.tfds_builder import default_settings
-from pose_tl.decoding.facing import BACKGROUND, CROP_SIZE, person_crops, skeleton_facing, turn_to_facing
+from pose_tl.decoding.facing import (BACKGROUND, CROP_SIZE, facing_probabilities, person_crops, skeleton_facing,
+                                     turn_to_facing)
 from pose_tl.decoding.people import decode_people
 from pose_tl.training.facing import facing_cosine, facing_examples
 
@@ -142,10 +143,10 @@ def test_shaken_training_examples_keep_their_labels_and_move_the_crops():
 
 
 def test_only_the_slots_that_hold_people_are_classified_and_frames_without_people_do_not_fail():
-    from pose_tl.export.pose_saved_model import facing_probabilities
     from pose_tl.models.facing import build_facing_classifier
 
-    model = build_facing_classifier(seed=3)
+    classifier = build_facing_classifier(seed=3)
+    model = lambda batch: classifier(batch, training=False)  # noqa: E731
     crops = tf.constant(np.random.default_rng(0).uniform(-1, 1.5, (2, 4, *CROP_SIZE, 1)).astype(np.float32))
     every_slot = facing_probabilities(model, crops, tf.constant([4, 4]), only_people=False).numpy()
     graph = tf.function(lambda count: facing_probabilities(model, crops, count))

@@ -133,3 +133,23 @@ def turn_to_facing(keypoints, keypoint_scores, facing_probability, found):
     keypoints = tf.where(tf.expand_dims(joint_turn, -1), tf.gather(keypoints, FLIP_INDEX, axis=2), keypoints)
     keypoint_scores = tf.where(joint_turn, tf.gather(keypoint_scores, FLIP_INDEX, axis=2), keypoint_scores)
     return keypoints, keypoint_scores
+
+
+def facing_probabilities(classify, crops, num_people, only_people=True):
+    """[N, P] the probability that each person slot faces the camera, `classify(crops [M, h, w, 1]) -> [M, 1]` (the
+    facing classifier, `pose_tl.models.facing`) applied to `crops` [N, P, h, w, 1].
+
+    With `only_people`, only the slots that hold a person (the first `num_people` [N] of each frame) are classified,
+    which is what the work costs with TensorFlow's kernels (XLA's convolutions are slower on CPU); empty slots read
+    0.5. Without, every slot is (a static graph, as TFLite and ONNX conversion want).
+    """
+    shape = tf.shape(crops)
+    if not only_people:
+        flat = tf.reshape(crops, [-1, *crops.shape[2:]])
+        return tf.reshape(tf.cast(classify(flat), tf.float32), shape[:2])
+    slots = tf.where(tf.range(shape[1])[None, :] < tf.cast(num_people, tf.int32)[:, None])  # [M, 2]
+    # One more crop than people, dropped after: a batch of none (no one in the frames) fails in TensorFlow's fused
+    # convolution ("input depth must be evenly divisible by filter depth").
+    chosen = tf.concat([tf.gather_nd(crops, slots), crops[:1, 0]], axis=0)
+    probability = tf.cast(classify(chosen), tf.float32)[:-1, 0]
+    return tf.tensor_scatter_nd_update(tf.fill(shape[:2], 0.5), slots, probability)

@@ -6,7 +6,7 @@ The whole batch is decoded at once (no per-frame loop): see `grouping`.
 import tensorflow as tf
 
 from pose_tl.data.people.skeleton import NUM_JOINTS
-from pose_tl.decoding.facing import person_crops, turn_to_facing
+from pose_tl.decoding.facing import facing_probabilities, person_crops, turn_to_facing
 from pose_tl.decoding.grouping import group_people
 from pose_tl.decoding.indexing import batch_index_like, pixel_indices
 from pose_tl.decoding.lifting import JOINT_SURFACE_OFFSETS_M, lift_to_camera_space, per_frame_intrinsics
@@ -43,8 +43,7 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=No
     probability = None
     if facing_classifier is not None:
         crops = facing_crops(depth_m, people, stride=stride, min_joint_score=min_joint_score)
-        probability = facing_classifier(tf.reshape(crops, [-1, *crops.shape[2:]]))
-        probability = tf.reshape(tf.cast(probability, tf.float32), tf.shape(crops)[:2])
+        probability = facing_probabilities(facing_classifier, crops, people[3], only_people=False)
     return complete_people(people, depth_m, intrinsics, stride=stride, facing_probability=probability,
                            joint_depth=joint_depth, min_joint_score=min_joint_score,
                            surface_offset_m=surface_offset_m, bone_lengths=bone_lengths, loop=loop)

@@ -125,11 +125,11 @@ def tflite_with_intrinsics(models, predict, metadata):
 
 def pose_tflite(model32, metadata, *, output_stride, bone_lengths, flip_test=False, facing_model=None):
     """The .tflite bytes of a float32 pose model, decoding included, with both SavedModel signatures."""
-    from pose_tl.export.pose_saved_model import make_pose_predictor
+    from pose_tl.export.pose_saved_model import make_pose_predictor, tracked_models
 
     predict = make_pose_predictor(model32, output_stride=output_stride, bone_lengths=bone_lengths,
                                   compiled_decoding=False, flip_test=flip_test, facing_model=facing_model)
-    return tflite_with_intrinsics([model32, *([facing_model] if facing_model else [])], predict, metadata)
+    return tflite_with_intrinsics(tracked_models(model32, facing_model), predict, metadata)
 
 
 def pose_onnx(model32, *, output_stride, bone_lengths, flip_test=False, facing_model=None):

@@ -18,6 +18,7 @@ from pose_tl.backbones.depth_preprocessing import depth_to_metres
 from pose_tl.data.augment import resize_depth
 from pose_tl.data.people.engine import KINECT_V2_DEPTH
 from pose_tl.data.people.skeleton import JOINT_NAMES, LIMBS, PAF_LIMBS
+from pose_tl.decoding.facing import facing_probabilities
 from pose_tl.decoding.flip_test import flip_test_maps
 from pose_tl.decoding.lifting import JOINT_SURFACE_OFFSETS_M
 from pose_tl.decoding.occlusion import DEFAULT_BONE_LENGTHS
@@ -84,28 +85,11 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
         assembled = assemble(maps, metres)
         probability = None
         if facing_model is not None:
-            probability = facing_probabilities(facing_model, assembled["crops"], assembled["people"][3],
-                                               only_people=compiled_decoding)
+            probability = facing_probabilities(lambda crops: facing_model(crops, training=False), assembled["crops"],
+                                               assembled["people"][3], only_people=compiled_decoding)
         return dict(finish(maps, assembled["people"], probability, metres, intrinsics, tf.shape(depth)[1:3]))
 
     return predict
-
-
-def facing_probabilities(facing_model, crops, num_people, only_people=True):
-    """[N, P] the facing classifier's probability that each person slot faces the camera, from crops
-    [N, P, h, w, 1]. With `only_people`, only the slots that hold a person (the first `num_people` [N] of each
-    frame) are classified, with TensorFlow's kernels (XLA's convolutions are slower on CPU); empty slots read 0.5.
-    Without, every slot is (a static graph, as TFLite and ONNX conversion want)."""
-    shape = tf.shape(crops)
-    if not only_people:
-        flat = tf.reshape(crops, [-1, *crops.shape[2:]])
-        return tf.reshape(tf.cast(facing_model(flat, training=False), tf.float32), shape[:2])
-    slots = tf.where(tf.range(shape[1])[None, :] < tf.cast(num_people, tf.int32)[:, None])  # [M, 2]
-    # One more crop than people, dropped after: a batch of none (no one in the frames) fails in TensorFlow's fused
-    # convolution ("input depth must be evenly divisible by filter depth").
-    chosen = tf.concat([tf.gather_nd(crops, slots), crops[:1, 0]], axis=0)
-    probability = tf.cast(facing_model(chosen, training=False), tf.float32)[:-1, 0]
-    return tf.tensor_scatter_nd_update(tf.fill(shape[:2], 0.5), slots, probability)
 
 
 def pose_metadata(model, output_stride, bone_lengths, flip_test=False, facing_model=None):
@@ -151,4 +135,9 @@ def export_pose_model(model, destination, *, output_stride, bone_lengths=DEFAULT
                                   compiled_decoding=xla_decoding, flip_test=flip_test, facing_model=facing_model)
     metadata = {**pose_metadata(model, output_stride, bone_lengths, flip_test, facing_model),
                 "xla_decoding": bool(xla_decoding)}
-    return export_with_intrinsics([model, *([facing_model] if facing_model else [])], destination, predict, metadata)
+    return export_with_intrinsics(tracked_models(model, facing_model), destination, predict, metadata)
+
+
+def tracked_models(model, facing_model=None):
+    """The Keras models an export of the pose predictor must track (their variables are its weights)."""
+    return [model] if facing_model is None else [model, facing_model]
