@@ -6,7 +6,10 @@ Random weights (latency does not depend on them). Rows, at batch 1 and 8:
                    depth preprocessing, backbone, head, argmax and class names out (the issue's target: <= 1.15x)
   tflite / onnx    the same classifier from `pose-tl export --format tflite|onnx` (float32; class names in JSON)
   pose network     with --pose: the pose recipe's Keras model (backbone and feature-pyramid head), no decoding
-  pose saved_model with --pose: its SavedModel end to end (+ peak finding, PAF matching, 3D lifting, XLA-compiled)
+  pose saved_model with --pose: its SavedModel end to end (+ peak finding, PAF matching, 3D lifting, XLA-compiled;
+                   the facing classifier on the people it could turn: random weights assemble ~10 people per frame,
+                   of whom ~6 could be, the worst case)
+  pose sm, no facing   the same SavedModel without the facing classifier (`model.pose.facing_epochs: 0`)
   pose tflite/onnx with --pose: the same from `pose-tl export --format tflite|onnx` (float32, decoding inside)
   detector ...     with --detector: the person detector recipe's SavedModel, .tflite and .onnx end to end (RPN and
                    depth proposals, RoIAlign, box head, NMS; its VGG16 stops at block 4, the ratio is still to the
@@ -190,6 +193,9 @@ def rows(args, policy, folder):
         export_pose_model(pose_model, folder / "pose", output_stride=stride, facing_model=facing_model)
         table.append(("pose network", policy, network_runner(pose_model), preprocessed))
         table.append(("pose saved_model", policy, saved_model_runner(folder / "pose"), frames))
+        if facing_model is not None:  # what the facing classifier costs, in the same rounds
+            export_pose_model(pose_model, folder / "pose_plain", output_stride=stride)
+            table.append(("pose sm, no facing", policy, saved_model_runner(folder / "pose_plain"), frames))
         table += files_with_intrinsics("pose", pose_model, output_stride=stride, facing_model=facing_model)
     if args.detector:
         detector, detection = build_detector(args.input_size, policy)

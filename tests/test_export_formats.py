@@ -149,7 +149,7 @@ def assert_same_people(out, expected):
     assert expected["num_people"].min() > 0  # people were decoded: the comparison covers grouping and lifting
     for name in POSE_OUTPUTS:
         np.testing.assert_allclose(np.asarray(out[name], np.float64), np.asarray(expected[name], np.float64),
-                                   atol=1e-3, err_msg=name)
+                                   atol=1e-3, rtol=1e-5, err_msg=name)  # rtol: joints inferred far off the frame
 
 
 @pytest.fixture(scope="module")
@@ -206,6 +206,39 @@ def test_pose_onnx_through_the_cli_decodes_the_people_the_saved_model_does(pose_
     assert_same_people(out, explicit)
     metadata = json.loads((folder / "onnx" / "pose_tl.json").read_text())
     assert (metadata["task"], metadata["format"], metadata["file"]) == ("pose", "onnx", "model.onnx")
+
+
+def test_bfloat16_pose_saved_model_runs_its_facing_classifier_in_bfloat16(tmp_path):
+    """A mixed_bfloat16 pose network with a float32 classifier: the SavedModel tracks the bfloat16 copy it runs and
+    decodes the people the same predictor does outside it (decoding uncompiled there, TensorFlow's ops: depths read
+    from bfloat16 maps may round differently, by a few centimetres)."""
+    import tensorflow as tf
+
+    from pose_tl.export.pose_saved_model import default_intrinsics, export_pose_model, make_pose_predictor
+    from pose_tl.models.facing import build_facing_classifier
+
+    def build(config):
+        from pose_tl.config.schema import PoseHeadConfig
+        from pose_tl.data.people.skeleton import JOINT_NAMES, PAF_LIMBS
+        from pose_tl.models.factory import build_pose_model
+
+        config = dataclasses.replace(config, input_size=(32, 64),
+                                     pose=PoseHeadConfig(output_stride=4, channels=8, stages=1))
+        return build_pose_model(config, len(JOINT_NAMES), len(PAF_LIMBS))
+
+    model = save_tiny_model(tmp_path / "pose.keras", build, "mixed_bfloat16")
+    facing_model = build_facing_classifier(seed=1)
+    facing_model.get_layer("faces_camera").bias.assign([3.0])
+    export_pose_model(model, tmp_path / "saved_model", output_stride=4, facing_model=facing_model)
+    depth = depth_frames()
+    served = tf.saved_model.load(str(tmp_path / "saved_model")).signatures["serving_default"](depth=tf.constant(depth))
+    predict = make_pose_predictor(model, output_stride=4, compiled_decoding=False, facing_model=facing_model)
+    intrinsics = tf.tile(default_intrinsics(*depth.shape[1:])[None], [len(depth), 1])  # serving_default's
+    expected = predict(tf.constant(depth), intrinsics)
+    assert expected["num_people"].numpy().min() > 0
+    for name in POSE_OUTPUTS:
+        np.testing.assert_allclose(served[name].numpy().astype(np.float64), expected[name].numpy().astype(np.float64),
+                                   atol=0.05 if name == "keypoints_3d" else 1e-3, rtol=1e-5, err_msg=name)
 
 
 def save_tiny_detector(folder):

@@ -8,8 +8,8 @@ from pose_tl.data.people.engine import render_people_frame
 from pose_tl.data.people.skeleton import FLIP_INDEX, JOINT, NUM_JOINTS, VISIBLE
 from pose_tl.data.people.targets import joint_heatmaps, part_affinity_fields
 from pose_tl.data.people.tfds_builder import default_settings
-from pose_tl.decoding.facing import (BACKGROUND, CROP_SIZE, facing_probabilities, person_crops, skeleton_facing,
-                                     turn_to_facing)
+from pose_tl.decoding.facing import (BACKGROUND, CROP_SIZE, could_turn, facing_probabilities, person_crops,
+                                     skeleton_facing, turn_to_facing)
 from pose_tl.decoding.people import decode_people
 from pose_tl.training.facing import facing_cosine, facing_examples
 
@@ -142,15 +142,75 @@ def test_shaken_training_examples_keep_their_labels_and_move_the_crops():
     assert np.mean(plain_crops[:count] != shaken_crops[:count]) > 0.1
 
 
-def test_only_the_slots_that_hold_people_are_classified_and_frames_without_people_do_not_fail():
+def test_only_the_wanted_slots_are_classified_and_frames_with_none_wanted_do_not_fail():
     from pose_tl.models.facing import build_facing_classifier
 
     classifier = build_facing_classifier(seed=3)
     model = lambda batch: classifier(batch, training=False)  # noqa: E731
     crops = tf.constant(np.random.default_rng(0).uniform(-1, 1.5, (2, 4, *CROP_SIZE, 1)).astype(np.float32))
-    every_slot = facing_probabilities(model, crops, tf.constant([4, 4]), only_people=False).numpy()
-    graph = tf.function(lambda count: facing_probabilities(model, crops, count))
-    some = graph(tf.constant([2, 0])).numpy()
-    np.testing.assert_allclose(some[0, :2], every_slot[0, :2], atol=1e-5)
-    assert np.all(some[0, 2:] == 0.5) and np.all(some[1] == 0.5)
-    assert np.all(graph(tf.constant([0, 0])).numpy() == 0.5)
+    every_slot = facing_probabilities(model, crops).numpy()
+    graph = tf.function(lambda wanted: facing_probabilities(model, crops, wanted))
+    wanted = np.array([[True, False, True, False], [False] * 4])
+    some = graph(tf.constant(wanted)).numpy()
+    np.testing.assert_allclose(some[wanted], every_slot[wanted], atol=1e-5)
+    assert np.all(some[~wanted] == 0.5)
+    assert np.all(graph(tf.zeros([2, 4], tf.bool)).numpy() == 0.5)
+
+
+def test_could_turn_picks_the_people_whose_arms_or_legs_lie_clearly_across_the_body():
+    keypoints = np.zeros((1, 4, NUM_JOINTS, 2), np.float32)
+    found = np.zeros((1, 4, NUM_JOINTS), bool)
+    for person, shoulder_gap in enumerate((20.0, 20.0, 0.5, 20.0)):  # pixels between the shoulders
+        x = 50.0 * person
+        keypoints[0, person, JOINT["neck"]] = (x, 10)
+        keypoints[0, person, JOINT["torso"]] = (x, 40)
+        keypoints[0, person, JOINT["right_foot"]] = (x, 110)
+        keypoints[0, person, JOINT["right_shoulder"]] = (x - shoulder_gap / 2, 15)
+        keypoints[0, person, JOINT["left_shoulder"]] = (x + shoulder_gap / 2, 15)
+        found[0, person, [JOINT[name] for name in ("neck", "torso", "right_foot", "right_shoulder")]] = True
+        found[0, person, JOINT["left_shoulder"]] = person != 1  # person 1: one shoulder only
+    turnable = could_turn(tf.constant(keypoints), tf.constant(found), tf.constant([3])).numpy()[0]
+    # 0: shoulders 20 px apart on a 100 px person; 1: one shoulder; 2: side-on (0.5 px); 3: not a person (count 3)
+    assert turnable.tolist() == [True, False, False, False]
+
+
+def test_classifying_only_the_people_it_could_turn_decodes_what_classifying_every_slot_does():
+    from pose_tl.decoding.people import assemble_people, complete_people, facing_crops, turnable_people
+
+    classify = lambda crops: tf.sigmoid(50.0 * tf.reduce_mean(crops, axis=[1, 2]))  # noqa: E731  (some sure, some not)
+    compared, turned = 0, 0
+    for frame in frames_facing(BACK):
+        visibility = tf.constant(frame.visibility.astype(np.int32))
+        heatmaps = joint_heatmaps(tf.constant(frame.joints_2d), visibility, (30, 40), STRIDE, 1.5)[None]
+        pafs = part_affinity_fields(tf.constant(frame.joints_2d), visibility, (30, 40), STRIDE, 1.0)[None]
+        depth, intrinsics = frame.depth_mm[None] / 1000.0, frame.intrinsics[None]
+        people = assemble_people(heatmaps, pafs)
+        crops = facing_crops(depth, people, stride=STRIDE)
+        outputs = [complete_people(people, depth, intrinsics, stride=STRIDE,
+                                   facing_probability=facing_probabilities(classify, crops, wanted))
+                   for wanted in (None, turnable_people(people))]
+        untouched = complete_people(people, depth, intrinsics, stride=STRIDE)
+        for name in ("keypoints_2d", "keypoints_3d", "keypoint_scores"):
+            np.testing.assert_allclose(outputs[1][name], outputs[0][name], atol=1e-5, err_msg=name)
+        compared += int(people[3][0])
+        turned += int(np.any(outputs[0]["keypoints_2d"].numpy() != untouched["keypoints_2d"].numpy()))
+    assert compared >= 4 and turned >= 1
+
+
+def test_the_facing_classifier_runs_in_the_pose_networks_precision():
+    import keras
+
+    from pose_tl.export.pose_saved_model import facing_model_like
+    from pose_tl.models.facing import build_facing_classifier
+    from pose_tl.training.precision import compute_policy, dtype_policy
+
+    with dtype_policy("mixed_bfloat16"):
+        network = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3)])
+    classifier = build_facing_classifier(seed=3)
+    assert facing_model_like(classifier, classifier) is classifier and facing_model_like(network, None) is None
+    in_bfloat16 = facing_model_like(network, classifier)
+    assert compute_policy(classifier) == "float32" and compute_policy(in_bfloat16) == "mixed_bfloat16"
+    crops = tf.constant(np.random.default_rng(0).uniform(-1, 1.5, (16, *CROP_SIZE, 1)).astype(np.float32))
+    reference = classifier(crops).numpy()
+    np.testing.assert_allclose(tf.cast(in_bfloat16(crops), tf.float32).numpy(), reference, atol=0.01)
+    assert np.ptp(reference) > 1e-4  # the crops are told apart: the comparison is not of constants

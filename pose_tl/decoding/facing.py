@@ -135,20 +135,27 @@ def turn_to_facing(keypoints, keypoint_scores, facing_probability, found):
     return keypoints, keypoint_scores
 
 
-def facing_probabilities(classify, crops, num_people, only_people=True):
+def could_turn(keypoints, found, num_people):
+    """[N, P] the person slots `turn_to_facing` can act on, whatever the classifier says: the first `num_people` [N]
+    of each frame, with an arm or leg whose roots lie clearly across the body (`skeleton_facing`)."""
+    person = tf.range(tf.shape(keypoints)[1])[None, :] < tf.cast(num_people, tf.int32)[:, None]
+    return person & tf.reduce_any(tf.abs(skeleton_facing(keypoints, found)) >= MIN_ACROSS, axis=-1)
+
+
+def facing_probabilities(classify, crops, wanted=None):
     """[N, P] the probability that each person slot faces the camera, `classify(crops [M, h, w, 1]) -> [M, 1]` (the
     facing classifier, `pose_tl.models.facing`) applied to `crops` [N, P, h, w, 1].
 
-    With `only_people`, only the slots that hold a person (the first `num_people` [N] of each frame) are classified,
-    which is what the work costs with TensorFlow's kernels (XLA's convolutions are slower on CPU); empty slots read
-    0.5. Without, every slot is (a static graph, as TFLite and ONNX conversion want).
+    With `wanted` [N, P] bool (`could_turn`), only those slots are classified, which is what the work costs with
+    TensorFlow's kernels (XLA's convolutions are slower on CPU); the others read 0.5 (unsure: never turned).
+    Without, every slot is (a static graph, as TFLite and ONNX conversion want).
     """
     shape = tf.shape(crops)
-    if not only_people:
+    if wanted is None:
         flat = tf.reshape(crops, [-1, *crops.shape[2:]])
         return tf.reshape(tf.cast(classify(flat), tf.float32), shape[:2])
-    slots = tf.where(tf.range(shape[1])[None, :] < tf.cast(num_people, tf.int32)[:, None])  # [M, 2]
-    # One more crop than people, dropped after: a batch of none (no one in the frames) fails in TensorFlow's fused
+    slots = tf.where(wanted)  # [M, 2]
+    # One more crop than wanted, dropped after: a batch of none (no one to classify) fails in TensorFlow's fused
     # convolution ("input depth must be evenly divisible by filter depth").
     chosen = tf.concat([tf.gather_nd(crops, slots), crops[:1, 0]], axis=0)
     probability = tf.cast(classify(chosen), tf.float32)[:-1, 0]

@@ -6,7 +6,7 @@ The whole batch is decoded at once (no per-frame loop): see `grouping`.
 import tensorflow as tf
 
 from pose_tl.data.people.skeleton import NUM_JOINTS
-from pose_tl.decoding.facing import facing_probabilities, person_crops, turn_to_facing
+from pose_tl.decoding.facing import could_turn, facing_probabilities, person_crops, turn_to_facing
 from pose_tl.decoding.grouping import group_people
 from pose_tl.decoding.indexing import batch_index_like, pixel_indices
 from pose_tl.decoding.lifting import JOINT_SURFACE_OFFSETS_M, lift_to_camera_space, per_frame_intrinsics
@@ -43,7 +43,7 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=No
     probability = None
     if facing_classifier is not None:
         crops = facing_crops(depth_m, people, stride=stride, min_joint_score=min_joint_score)
-        probability = facing_probabilities(facing_classifier, crops, people[3], only_people=False)
+        probability = facing_probabilities(facing_classifier, crops)
     return complete_people(people, depth_m, intrinsics, stride=stride, facing_probability=probability,
                            joint_depth=joint_depth, min_joint_score=min_joint_score,
                            surface_offset_m=surface_offset_m, bone_lengths=bone_lengths, loop=loop)
@@ -60,6 +60,12 @@ def facing_crops(depth_m, people, *, stride, min_joint_score=0.3):
     """[N, P, h, w, 1] each assembled person's depth crop for the facing classifier (`pose_tl.decoding.facing`)."""
     keypoints, keypoint_scores, _, _ = people
     return person_crops(tf.cast(depth_m, tf.float32), keypoints * float(stride), keypoint_scores >= min_joint_score)
+
+
+def turnable_people(people, *, min_joint_score=0.3):
+    """[N, P] the assembled people whose arms or legs the facing classifier's answer could turn (`could_turn`)."""
+    keypoints, keypoint_scores, _, count = people
+    return could_turn(keypoints, keypoint_scores >= min_joint_score, count)
 
 
 def complete_people(people, depth_m, intrinsics, *, stride, facing_probability=None, joint_depth=None,

@@ -36,7 +36,7 @@ from pose_tl.errors import ModelFileError
 from pose_tl.export.detection_saved_model import OUTPUTS as DETECTION_OUTPUTS
 from pose_tl.export.saved_model import DEFAULT_SIGNATURE, METADATA_FILE, classifier_metadata
 from pose_tl.models.classifier import PROBABILITIES
-from pose_tl.training.precision import dtype_policy
+from pose_tl.training.precision import copy_with_policy
 
 FILE_NAMES = {"tflite": "model.tflite", "onnx": "model.onnx"}
 OUTPUTS = ("probabilities", "class_ids")
@@ -47,24 +47,6 @@ DEPTH_SPEC = tf.TensorSpec([None, None, None], tf.uint16, name="depth")
 INTRINSICS_SPEC = tf.TensorSpec([None, 4], tf.float32, name="intrinsics")
 # The detection SavedModel's outputs less detection_class_names (a string tensor; pose_tl.json lists the names).
 DETECTOR_OUTPUTS = tuple(name for name in DETECTION_OUTPUTS if name != "detection_class_names")
-
-
-def float32_copy(model):
-    """A copy of `model` (same architecture, weights copied) whose every layer computes in float32."""
-
-    def to_float32(node):
-        if isinstance(node, dict):
-            if node.get("class_name") == "DTypePolicy":
-                return {**node, "config": {**node["config"], "name": "float32"}}
-            return {key: to_float32(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [to_float32(value) for value in node]
-        return node
-
-    with dtype_policy("float32"):  # sub-layers built without a dtype take the global policy
-        copy = keras.saving.deserialize_keras_object(to_float32(keras.saving.serialize_keras_object(model)))
-    copy.set_weights(model.get_weights())
-    return copy
 
 
 def classifier_function(model):
@@ -125,8 +107,9 @@ def tflite_with_intrinsics(models, predict, metadata):
 
 def pose_tflite(model32, metadata, *, output_stride, bone_lengths, flip_test=False, facing_model=None):
     """The .tflite bytes of a float32 pose model, decoding included, with both SavedModel signatures."""
-    from pose_tl.export.pose_saved_model import make_pose_predictor, tracked_models
+    from pose_tl.export.pose_saved_model import facing_model_like, make_pose_predictor, tracked_models
 
+    facing_model = facing_model_like(model32, facing_model)
     predict = make_pose_predictor(model32, output_stride=output_stride, bone_lengths=bone_lengths,
                                   compiled_decoding=False, flip_test=flip_test, facing_model=facing_model)
     return tflite_with_intrinsics(tracked_models(model32, facing_model), predict, metadata)
@@ -203,7 +186,7 @@ def export_model_file(model, destination, export_format, *, output_stride=None, 
         raise ValueError("`detection_config` is needed to export a detector. Received: None")
     if export_format == "onnx":
         import_tf2onnx()  # fail before the slow conversion
-    model32 = float32_copy(model)
+    model32 = copy_with_policy(model, "float32")
     if task == "detector":
         from pose_tl.export.detection_saved_model import detection_metadata
 

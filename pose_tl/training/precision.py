@@ -3,6 +3,7 @@
 Outputs stay float32 either way: the head's softmax and the depth preprocessing run in float32.
 """
 
+import collections
 import contextlib
 from pathlib import Path
 
@@ -39,3 +40,33 @@ def dtype_policy(policy):
         yield policy
     finally:
         keras.mixed_precision.set_global_policy(previous)
+
+
+def copy_with_policy(model, policy):
+    """A copy of `model` (same architecture, weights copied) whose every layer computes under `policy`."""
+    def with_policy(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "DTypePolicy":
+                return {**node, "config": {**node["config"], "name": policy}}
+            return {key: with_policy(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [with_policy(value) for value in node]
+        return node
+
+    with dtype_policy(policy):  # sub-layers built without a dtype take the global policy
+        copy = keras.saving.deserialize_keras_object(with_policy(keras.saving.serialize_keras_object(model)))
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def compute_policy(model):
+    """The dtype policy most of `model`'s convolutions (nested models included) compute under: what its network
+    runs in. A loaded Functional model's own policy is the global one at loading time, not its layers'."""
+    def convolutions(layers):
+        for layer in layers:
+            if isinstance(layer, keras.layers.Conv2D):
+                yield layer.dtype_policy.name
+            yield from convolutions(getattr(layer, "layers", ()))
+
+    counts = collections.Counter(convolutions(model.layers))
+    return counts.most_common(1)[0][0] if counts else model.dtype_policy.name
