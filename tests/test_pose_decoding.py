@@ -330,3 +330,38 @@ def test_a_mirrored_fragment_of_a_person_is_a_duplicate_and_another_person_is_no
     reordered = twin_duplicates(tf.constant(np.stack([fragment, person])[None]),
                                 tf.constant(np.stack([fragment_found, found])[None]))
     assert reordered.numpy().tolist() == [[False, False]]  # 3 of the person's 15 joints: not half
+
+
+def test_people_left_without_a_joint_are_dropped_and_the_rest_move_up():
+    """Slot 0 was grouped from peaks all below `min_joint_score`: nothing to place it by, so it is not a person."""
+    from pose_tl.decoding.people import complete_people
+
+    keypoints = np.zeros((1, 3, NUM_JOINTS, 2), np.float32)
+    keypoints[0, :2] = np.stack([np.linspace(4, 10, NUM_JOINTS), np.linspace(2, 10, NUM_JOINTS)], -1)
+    scores = np.zeros((1, 3, NUM_JOINTS), np.float32)
+    scores[0, 0] = 0.25  # found as peaks (>= 0.2), every one too weak to keep
+    scores[0, 1, :5] = 0.9
+    people = (tf.constant(keypoints), tf.constant(scores), tf.constant([[0.6, 0.5, 0.0]]), tf.constant([2]))
+    depth, intrinsics = tf.fill([1, 48, 64], 2.0), tf.constant([[50.0, 50.0, 32.0, 24.0]])
+    out = complete_people(people, depth, intrinsics, stride=STRIDE, min_joint_score=0.3)
+    assert out["num_people"].numpy().tolist() == [1]
+    np.testing.assert_allclose(out["keypoints_2d"].numpy()[0, 0, :5], keypoints[0, 1, :5] * STRIDE)
+    np.testing.assert_allclose(out["person_scores"].numpy()[0], [0.5, 0.0, 0.0])
+    assert not out["keypoint_inferred"].numpy()[0, 1:].any() and np.all(out["keypoints_3d"].numpy()[0, 1:] == 0)
+
+
+def test_joints_inferred_at_or_behind_the_camera_are_left_out():
+    """Random maps and depths group into junk people, some of whose bone chains, continued, run towards the camera:
+    no inferred joint may land nearer than `MIN_INFERRED_DEPTH_M` (it would project anywhere)."""
+    from pose_tl.decoding.people import MIN_INFERRED_DEPTH_M
+
+    inferred_depths = []
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        heatmaps = tf.constant(rng.uniform(0, 1, (4, 12, 16, NUM_JOINTS)).astype(np.float32))
+        pafs = tf.constant(rng.uniform(-1, 1, (4, 12, 16, 2 * len(PAF_LIMBS))).astype(np.float32))
+        depth = tf.constant(rng.uniform(0.5, 5.0, (4, 48, 64)).astype(np.float32))
+        out = decode_people(heatmaps, pafs, depth, tf.constant([[50.0, 50.0, 32.0, 24.0]] * 4), stride=STRIDE)
+        inferred_depths.append(out["keypoints_3d"].numpy()[..., 2][out["keypoint_inferred"].numpy()])
+    inferred_depths = np.concatenate(inferred_depths)
+    assert len(inferred_depths) > 500 and inferred_depths.min() >= MIN_INFERRED_DEPTH_M

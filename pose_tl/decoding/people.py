@@ -8,11 +8,13 @@ import tensorflow as tf
 from pose_tl.data.people.skeleton import NUM_JOINTS
 from pose_tl.decoding.facing import could_turn, facing_probabilities, person_crops, turn_to_facing
 from pose_tl.decoding.grouping import group_people
-from pose_tl.decoding.indexing import batch_index_like, pixel_indices
+from pose_tl.decoding.indexing import batch_index_like, pixel_indices, take
 from pose_tl.decoding.lifting import JOINT_SURFACE_OFFSETS_M, lift_to_camera_space, per_frame_intrinsics
 from pose_tl.decoding.occlusion import (DEFAULT_BONE_LENGTHS, depth_from_neighbours, infer_missing_joints,
                                         occluded_by_depth)
 from pose_tl.decoding.peaks import find_peaks
+
+MIN_INFERRED_DEPTH_M = 0.1  # inferred joints nearer than this (or behind the camera) are left out
 
 
 def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=None, peak_threshold=0.2, max_peaks=8,
@@ -89,7 +91,8 @@ def complete_people(people, depth_m, intrinsics, *, stride, facing_probability=N
     xyz, depth_inferred = depth_from_neighbours(keypoints_px, xyz, found & ~hidden, hidden, intrinsics)
     found = found & ~hidden
     xyz, inferred = infer_missing_joints(xyz, found | depth_inferred, bone_lengths, loop=loop)
-    inferred = inferred | depth_inferred
+    # A chain of bones continued towards the camera can end at or behind it, where no pixel sees it: not placed.
+    inferred = (inferred & (xyz[..., 2] >= MIN_INFERRED_DEPTH_M)) | depth_inferred
 
     fx, fy, cx, cy = per_frame_intrinsics(intrinsics, 3)
     projected = tf.stack([xyz[..., 0] / tf.maximum(xyz[..., 2], 1e-6) * fx + cx,
@@ -97,10 +100,25 @@ def complete_people(people, depth_m, intrinsics, *, stride, facing_probability=N
     keypoints_px = tf.where((inferred & ~depth_inferred)[..., None], projected, keypoints_px)
     person = tf.range(max_people) < count[:, None]  # [N, P]
     keep = person[..., None] & (found | inferred)
-    return {"num_people": count, "keypoints_2d": tf.where(keep[..., None], keypoints_px, 0.0),
-            "keypoints_3d": tf.where(keep[..., None], xyz, 0.0),
-            "keypoint_scores": tf.where(found | depth_inferred, keypoint_scores, 0.0),
-            "keypoint_inferred": inferred & person[..., None], "person_scores": person_scores}
+    out = {"keypoints_2d": tf.where(keep[..., None], keypoints_px, 0.0),
+           "keypoints_3d": tf.where(keep[..., None], xyz, 0.0),
+           "keypoint_scores": tf.where(found | depth_inferred, keypoint_scores, 0.0),
+           "keypoint_inferred": inferred & person[..., None], "person_scores": person_scores}
+    return without_empty_people(out, tf.reduce_any(keep, axis=-1))
+
+
+def without_empty_people(out, has_joints):
+    """`out` with the people left without a joint (all found below `min_joint_score`, or none with a depth reading:
+    nothing to place them by) dropped, the others moved up in order; num_people counts what is left."""
+    _, order = tf.math.top_k(tf.cast(has_joints, tf.float32), k=has_joints.shape[1])  # ties: the earlier first
+    kept = take(tf.cast(has_joints, tf.int32), order) > 0  # bools gathered as ints: TFLite's gather_nd
+
+    def reordered(value):
+        return take(tf.cast(value, tf.int32), order) > 0 if value.dtype == tf.bool else take(value, order)
+
+    out = {name: reordered(value) for name, value in out.items()}
+    out["person_scores"] = tf.where(kept, out["person_scores"], 0.0)
+    return {"num_people": tf.reduce_sum(tf.cast(kept, tf.int32), axis=-1), **out}
 
 
 def read_joint_maps(maps, keypoints):
