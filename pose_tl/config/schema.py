@@ -86,7 +86,7 @@ class PoseHeadConfig:
     heatmap_loss: Literal["weighted_mse", "focal"] = "weighted_mse"
     foreground_weight: float = bounded(10.0, min=0.0, max=1000.0)  # of weighted_mse; PAFs always use it
     # After the pose network, train a facing classifier on each training person's depth crop for this many epochs
-    # (`pose_tl.training.facing`); decoding then exchanges arms and legs whose left and right disagree with it
+    # (`pose_tl.training.facing`); decoding then exchanges left/right pairs of joints that disagree with it
     # (`pose_tl.decoding.facing`). Saved as checkpoints/facing.keras, inside the SavedModel. 0: no classifier.
     facing_epochs: int = bounded(0, min=0, max=1000)
 

@@ -48,7 +48,7 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
     decoding is hundreds of small ops, whose dispatch, not arithmetic, is its cost (~3x faster at batch 1, ~2x at
     batch 8, on 2 CPU cores). The network stays with TensorFlow's kernels (XLA's convolutions are slower on CPU),
     and so does the facing classifier (`pose_tl.models.facing`), which runs between the two decoding steps on the
-    assembled people's crops, and whose answer turns arms and legs (`pose_tl.decoding.facing`). TFLite and ONNX
+    assembled people's crops, and whose answer turns left/right pairs (`pose_tl.decoding.facing`). TFLite and ONNX
     conversion need compilation off: they convert TensorFlow ops. With `flip_test`, the maps are averaged with
     those of the mirrored frame (`pose_tl.decoding.flip_test`): the network runs twice.
     """
