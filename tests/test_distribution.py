@@ -78,6 +78,26 @@ def test_mirrored_trains_on_two_cpu_devices(shapes_root, tmp_path):
     assert len(epoch_rows(tmp_path / "run" / "logs" / "0_head.csv")) == 1
 
 
+def test_mirrored_pose_run_trains_its_facing_classifier_too(tmp_path):
+    """The pose task on two CPU replicas, facing classifier included (it is trained in the run's strategy scope)."""
+    recipe = write_recipe(tmp_path / "pose.yaml", {
+        "task": "pose", "seed": 1,
+        "model": {"backbone": {"weights": "none"}, "input_size": [32, 64],
+                  "pose": {"channels": 8, "stages": 1, "facing_epochs": 1}},
+        "data": {"source": "synthetic", "batch_size": 4,
+                 "synthetic": {"image_size": [48, 64], "train_frames": 8, "validation_frames": 4, "test_frames": 2,
+                               "data_dir": str(tmp_path / "tfds")}},
+        "train": {"phases": [{"name": "head", "epochs": 1}], "tensorboard": False, "distribute": "mirrored"},
+    })
+    [(code, output)] = finish(cli_process(TWO_CPU_DEVICES, ["train", recipe, "--out", tmp_path / "run"], tmp_path))
+    assert code == 0, output[-3000:]
+    assert "distribute: MirroredStrategy, 2 replica(s)" in output and "facing classifier:" in output
+    for name in ("checkpoints/final.keras", "checkpoints/facing.keras", "eval/metrics.json",
+                 "saved_model/saved_model.pb"):
+        assert (tmp_path / "run" / name).exists(), name
+    assert json.loads((tmp_path / "run" / "saved_model" / "pose_tl.json").read_text())["facing_classifier"] is True
+
+
 def test_two_workers_train_in_sync_and_only_the_chief_writes(shapes_root, tmp_path):
     recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(shapes_root, train__distribute="multi_worker"))
     cluster = {"worker": [f"localhost:{free_port()}", f"localhost:{free_port()}"]}
