@@ -63,7 +63,6 @@ def _train_on_this_worker(recipe, strategy, out_dir, resume, export, command, ve
     """`train` in `out_dir` (this worker's folder): data, then model, fit, evaluate and export under `strategy`."""
     import keras
 
-    from pose_tl.data.classification_data import classification_splits
     from pose_tl.run_record import write_run_record
     from pose_tl.training import distribution
     from pose_tl.training.phases import describe_training_kernels
@@ -72,16 +71,8 @@ def _train_on_this_worker(recipe, strategy, out_dir, resume, export, command, ve
     out_dir = prepare_output_dir(out_dir, resume)
     write_run_record(out_dir, recipe, command)
     keras.utils.set_random_seed(recipe.seed)
-    if recipe.task == "pose":
-        from pose_tl.data.pose_data import pose_splits
-
-        data = pose_splits(recipe.data, recipe.model.pose, seed=recipe.seed, input_size=recipe.model.input_size)
-    elif recipe.task == "detection":
-        from pose_tl import run_detection
-
-        data = run_detection.detection_data(recipe)
-    else:
-        data = classification_splits(recipe.data, seed=recipe.seed, input_size=recipe.model.input_size)
+    load_data, fit = _task_steps(recipe.task)
+    data = load_data(recipe)
     if data.datasets["train"] is None:
         raise DataError(f"{recipe.source}: the training split is empty")
     if recipe.train.distribute == "multi_worker":
@@ -91,17 +82,34 @@ def _train_on_this_worker(recipe, strategy, out_dir, resume, export, command, ve
     log(f"kernels: {recipe.train.kernels} ({describe_training_kernels(recipe.train, policy)})")
     log(f"distribute: {distribution.describe(strategy, recipe.train.distribute)}")  # after the checks
     with strategy.scope(), dtype_policy(policy):  # variables made in the scope are mirrored on every replica
-        if recipe.task == "pose":
-            result = _fit_pose(recipe, data, out_dir, resume, export, verbose, log)
-        elif recipe.task == "detection":
-            from pose_tl import run_detection
-
-            result = run_detection.fit(recipe, data, out_dir, resume, export, verbose, _fit_and_save)
-        else:
-            result = _fit_evaluate_export(recipe, data, out_dir, resume, export, verbose, log)
+        result = fit(recipe, data, out_dir, resume, export, verbose, log)
     result["precision"] = policy
     result["replicas"] = strategy.num_replicas_in_sync
     return result
+
+
+def _task_steps(task):
+    """(load_data(recipe) -> splits, fit(recipe, data, out_dir, resume, export, verbose, log) -> result) of a task."""
+    if task == "pose":
+        from pose_tl.data.pose_data import pose_splits
+
+        def pose_data(recipe):
+            return pose_splits(recipe.data, recipe.model.pose, seed=recipe.seed, input_size=recipe.model.input_size)
+
+        return pose_data, _fit_pose
+    if task == "detection":
+        from pose_tl import run_detection
+
+        def fit_detector(recipe, data, out_dir, resume, export, verbose, log):
+            return run_detection.fit(recipe, data, out_dir, resume, export, verbose, _fit_and_save)
+
+        return run_detection.detection_data, fit_detector
+    from pose_tl.data.classification_data import classification_splits
+
+    def classification_data(recipe):
+        return classification_splits(recipe.data, seed=recipe.seed, input_size=recipe.model.input_size)
+
+    return classification_data, _fit_evaluate_export
 
 
 def _fit_pose(recipe, data, out_dir, resume, export, verbose, log):
