@@ -82,6 +82,11 @@ def _call(layer, inputs):
     return outputs if layer.activation is None else layer.activation(outputs)
 
 
+def matmul_filter_gradients_apply(policy):
+    """Whether `matmul_filter_gradients` gives any layer them under the dtype `policy`: bfloat16, no GPU."""
+    return policy == "mixed_bfloat16" and not tf.config.list_logical_devices("GPU")
+
+
 @contextlib.contextmanager
 def matmul_filter_gradients(model):
     """While open, `model`'s eligible convolutions take matmul filter gradients where they pay (bfloat16, no GPU).

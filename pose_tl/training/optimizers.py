@@ -16,6 +16,13 @@ def build_learning_rate(phase, steps_per_epoch):
     return phase.learning_rate
 
 
+def fused_updates_apply(train_config):
+    """Whether `build_optimizer`'s updates are fused: Adam or AdamW with `train.kernels: auto`, outside a
+    distribution strategy (where `FusedAdam` takes Keras' own update)."""
+    return (train_config.kernels == "auto" and train_config.optimizer in ("adam", "adamw")
+            and train_config.distribute == "none")
+
+
 def build_optimizer(train_config, phase, steps_per_epoch):
     learning_rate = build_learning_rate(phase, steps_per_epoch)
     clip = {"global_clipnorm": train_config.clip_gradient_norm} if train_config.clip_gradient_norm else {}

@@ -11,11 +11,11 @@ import keras
 
 from pose_tl.backbones.freezing import set_trainable_layers
 from pose_tl.models.classifier import PROBABILITIES
-from pose_tl.training.conv_filter_gradients import matmul_filter_gradients
+from pose_tl.training.conv_filter_gradients import matmul_filter_gradients, matmul_filter_gradients_apply
 from pose_tl.training.divergence import StopOnNonFiniteLoss
 from pose_tl.training.feature_cache import is_head_only
 from pose_tl.training.losses import ForegroundWeightedMSE, HeatmapFocalLoss, MaskedJointDepthL1
-from pose_tl.training.optimizers import build_optimizer
+from pose_tl.training.optimizers import build_optimizer, fused_updates_apply
 from pose_tl.training.resume import ResumeState, SaveBestModel, SaveResumeState, restore_missing_log_row
 
 
@@ -49,14 +49,12 @@ def training_kernels(model, train_config):
 
 def describe_training_kernels(train_config, policy):
     """What `train.kernels` does in this run, for the log: the parts that apply to its optimizer, precision, devices."""
-    import tensorflow as tf
-
     if train_config.kernels == "keras":
         return "Keras' and TensorFlow's own ops"
     parts = []
-    if train_config.optimizer in ("adam", "adamw") and train_config.distribute == "none":
+    if fused_updates_apply(train_config):
         parts.append(f"fused {train_config.optimizer} updates")
-    if policy == "mixed_bfloat16" and not tf.config.list_logical_devices("GPU"):
+    if matmul_filter_gradients_apply(policy):
         parts.append("matmul filter gradients for trainable convolutions")
     return "; ".join(parts) or "nothing applies to this optimizer, precision and device"
 
