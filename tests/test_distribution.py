@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import pytest
 import tensorflow as tf
 
-from conftest import assert_one_line_error, invoke, tiny_recipe_dict, write_recipe
+from conftest import assert_one_line_error, invoke, tiny_pose_recipe_dict, tiny_recipe_dict, write_recipe
 from pose_tl.errors import OutputError, RecipeError
 from pose_tl.training.distribution import check_global_batch, is_chief, worker_output_dir
 
@@ -80,15 +80,8 @@ def test_mirrored_trains_on_two_cpu_devices(shapes_root, tmp_path):
 
 def test_mirrored_pose_run_trains_its_facing_classifier_too(tmp_path):
     """The pose task on two CPU replicas, facing classifier included (it is trained in the run's strategy scope)."""
-    recipe = write_recipe(tmp_path / "pose.yaml", {
-        "task": "pose", "seed": 1,
-        "model": {"backbone": {"weights": "none"}, "input_size": [32, 64],
-                  "pose": {"channels": 8, "stages": 1, "facing_epochs": 1}},
-        "data": {"source": "synthetic", "batch_size": 4,
-                 "synthetic": {"image_size": [48, 64], "train_frames": 8, "validation_frames": 4, "test_frames": 2,
-                               "data_dir": str(tmp_path / "tfds")}},
-        "train": {"phases": [{"name": "head", "epochs": 1}], "tensorboard": False, "distribute": "mirrored"},
-    })
+    recipe = write_recipe(tmp_path / "pose.yaml", tiny_pose_recipe_dict(
+        tmp_path, model__pose__stages=1, train__phases=[{"name": "head", "epochs": 1}], train__distribute="mirrored"))
     [(code, output)] = finish(cli_process(TWO_CPU_DEVICES, ["train", recipe, "--out", tmp_path / "run"], tmp_path))
     assert code == 0, output[-3000:]
     assert "distribute: MirroredStrategy, 2 replica(s)" in output and "facing classifier:" in output

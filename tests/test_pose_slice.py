@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import invoke, run_without_pose_tl, write_recipe
+from conftest import invoke, run_without_pose_tl, tiny_pose_recipe_dict, write_recipe
 
 from pose_tl.data.people.skeleton import JOINT, LIMBS, NUM_JOINTS, OCCLUDED, OUT_OF_FRAME, PAF_LIMBS, VISIBLE
 from pose_tl.data.people.targets import joint_depth_targets, joint_heatmaps, part_affinity_fields
@@ -127,17 +127,7 @@ def test_focal_heatmap_loss_keeps_an_unsure_pixel_near_its_probability_where_wei
 
 
 def pose_recipe(tmp_path):
-    return write_recipe(tmp_path / "pose.yaml", {
-        "task": "pose", "seed": 1,
-        "model": {"backbone": {"weights": "none"}, "input_size": [32, 64],
-                  "pose": {"channels": 8, "stages": 2, "facing_epochs": 1}},
-        "data": {"source": "synthetic", "batch_size": 4,
-                 "synthetic": {"image_size": [48, 64], "train_frames": 8, "validation_frames": 4, "test_frames": 2,
-                               "data_dir": str(tmp_path / "tfds")}},
-        "train": {"phases": [{"name": "head", "epochs": 1},
-                             {"name": "finetune", "epochs": 1, "learning_rate": 1.0e-4, "unfreeze": ["block5"]}],
-                  "tensorboard": False},
-    })
+    return write_recipe(tmp_path / "pose.yaml", tiny_pose_recipe_dict(tmp_path))
 
 
 @pytest.fixture(scope="module")

@@ -65,7 +65,7 @@ def facing_crops(depth_m, people, *, stride, min_joint_score=0.3):
 
 
 def turnable_people(people, *, min_joint_score=0.3):
-    """[N, P] the assembled people whose arms or legs the facing classifier's answer could turn (`could_turn`)."""
+    """[N, P] the assembled people with a left/right pair the facing classifier's answer could turn (`could_turn`)."""
     keypoints, keypoint_scores, _, count = people
     return could_turn(keypoints, keypoint_scores >= min_joint_score, count)
 

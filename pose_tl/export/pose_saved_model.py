@@ -62,8 +62,9 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
         people = assemble_people(maps[HEATMAPS], maps[PAFS], max_people=max_people, loop=compiled_decoding)
         if facing_model is None:
             return {"people": people}
-        return {"people": people, "crops": facing_crops(metres[..., 0], people, stride=output_stride),
-                "turnable": turnable_people(people)}
+        crops = facing_crops(metres[..., 0], people, stride=output_stride)
+        # compiled: only the people it could turn are classified; else every slot (a static graph to convert)
+        return {"people": people, "crops": crops, "wanted": turnable_people(people) if compiled_decoding else None}
 
     def finish(maps, people, facing_probability, metres, intrinsics, frame_shape):
         scale = tf.constant([input_w, input_h], tf.float32) / tf.cast(frame_shape[::-1], tf.float32)  # (sx, sy)
@@ -89,7 +90,7 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
         probability = None
         if facing_model is not None:
             probability = facing_probabilities(lambda crops: facing_model(crops, training=False), assembled["crops"],
-                                               assembled["turnable"] if compiled_decoding else None)
+                                               assembled["wanted"])
         return dict(finish(maps, assembled["people"], probability, metres, intrinsics, tf.shape(depth)[1:3]))
 
     return predict
