@@ -53,6 +53,10 @@ def train(recipe, out_dir=None, resume=False, export=None, command="train", verb
     from pose_tl.training import distribution
 
     check_classification_data(recipe)
+    if recipe.train.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()  # for the rest of the process: TensorFlow cannot undo it
     strategy = distribution.build_strategy(recipe.train.distribute, recipe.source)  # first: multi_worker sets TF up
     distribution.check_global_batch(recipe.data.batch_size, strategy, recipe.source)
     with distribution.worker_output_dir(strategy, out_dir or default_output_dir(recipe), resume) as worker_dir:
@@ -73,6 +77,9 @@ def _train_on_this_worker(recipe, strategy, out_dir, resume, export, command, ve
     keras.utils.set_random_seed(recipe.seed)
     load_data, fit = _task_steps(recipe.task)
     data = load_data(recipe)
+    # Again: preparing data (rendering a dataset the first time) draws from the global generators, and the model's
+    # initialisation must not depend on whether the data was already cached.
+    keras.utils.set_random_seed(recipe.seed)
     if data.datasets["train"] is None:
         raise DataError(f"{recipe.source}: the training split is empty")
     if recipe.train.distribute == "multi_worker":
@@ -81,6 +88,8 @@ def _train_on_this_worker(recipe, strategy, out_dir, resume, export, command, ve
     log(f"precision: {policy} (train.precision: {recipe.train.precision})")
     log(f"kernels: {recipe.train.kernels} ({describe_training_kernels(recipe.train, policy)})")
     log(f"distribute: {distribution.describe(strategy, recipe.train.distribute)}")  # after the checks
+    if recipe.train.deterministic:
+        log("deterministic: TensorFlow's op determinism is on (train.deterministic)")
     with strategy.scope(), dtype_policy(policy):  # variables made in the scope are mirrored on every replica
         result = fit(recipe, data, out_dir, resume, export, verbose, log)
     result["precision"] = policy
