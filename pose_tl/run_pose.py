@@ -1,5 +1,7 @@
 """The pose task's evaluate and predict steps (train lives in `run`, which dispatches on the task)."""
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -75,29 +77,53 @@ def fit_facing_classifier(recipe, checkpoint, report_path, log=print):
     """Train the recipe's facing classifier on its training people, save it beside the pose `checkpoint` and its
     report (examples, validation accuracy, seconds) as `report_path`. None where the recipe asks for none
     (`model.pose.facing_epochs: 0`) or no training person is labelled for it; a classifier an earlier run left
-    there is removed then, as it would turn this model's skeletons."""
+    there is removed then, as it would turn this model's skeletons. One that an earlier attempt of this run trained
+    from the same settings (`--resume`) is kept: it depends on the labelled people, not on the pose network."""
     import time
 
     from pose_tl.atomic import atomic_path
     from pose_tl.data.people_sources import people_frames
+    from pose_tl.export.loading import load_facing_model
     from pose_tl.models.facing import facing_model_path
     from pose_tl.training.facing import train_facing_classifier
 
     path = facing_model_path(checkpoint)
     model = None
     if recipe.model.pose.facing_epochs:
+        fingerprint = facing_training_fingerprint(recipe)
+        if path.is_file() and _reported_fingerprint(report_path) == fingerprint:
+            log(f"facing classifier: kept {path} (trained from the same data, seed and epochs)")
+            return load_facing_model(checkpoint)
         start = time.perf_counter()
         model, report = train_facing_classifier(
             people_frames(recipe.data, recipe.seed, "train"), people_frames(recipe.data, recipe.seed, "validation"),
             epochs=recipe.model.pose.facing_epochs, seed=recipe.seed, log=log)
         write_json_atomic(report_path, {**report, "epochs": recipe.model.pose.facing_epochs,
-                                        "seconds": round(time.perf_counter() - start, 1)})
+                                        "seconds": round(time.perf_counter() - start, 1),
+                                        "trained_from": fingerprint if model is not None else None})
     if model is None:
         path.unlink(missing_ok=True)
         return None
     with atomic_path(path) as tmp:
         model.save(str(tmp))
     return model
+
+
+def facing_training_fingerprint(recipe):
+    """A hash of what the facing classifier is trained from: the recipe's data settings, seed and facing epochs."""
+    from pose_tl.config.loading import recipe_to_dict
+
+    settings = {"data": recipe_to_dict(recipe)["data"], "seed": recipe.seed,
+                "epochs": recipe.model.pose.facing_epochs}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _reported_fingerprint(report_path):
+    """The `trained_from` of a facing report, or None where there is no readable one."""
+    try:
+        return json.loads(Path(report_path).read_text()).get("trained_from")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def evaluate(recipe, model_path, out_dir, split, command):

@@ -1,6 +1,7 @@
 """The pose task so far: heatmap / PAF targets, the pose head, and training through the CLI."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -158,10 +159,22 @@ def test_pose_train_writes_checkpoint_metrics_and_saved_model(pose_run):
     assert inspected.exit_code == 0 and "pose head (2 stages)" in inspected.output
 
 
-def test_pose_resume_of_a_finished_run(pose_run):
+def test_pose_resume_of_a_finished_run_keeps_its_facing_classifier(pose_run, tmp_path):
     recipe, run, _ = pose_run
+    classifier = run / "checkpoints/facing.keras"
+    trained_at = classifier.stat().st_mtime_ns
     resumed = invoke("train", recipe, "--out", run, "--resume", "--no-export")
     assert resumed.exit_code == 0, resumed.output
+    assert "facing classifier: kept" in resumed.output and "training examples" not in resumed.output
+    assert classifier.stat().st_mtime_ns == trained_at
+    # other settings for it: trained again (on a copy, so the module's run stays as it was)
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    retrained = invoke("train", recipe, "--out", copy, "--resume", "--no-export",
+                       "--set", "model.pose.facing_epochs=2")
+    assert retrained.exit_code == 0, retrained.output
+    assert "facing classifier: kept" not in retrained.output and "2 epochs" in retrained.output
+    assert json.loads((copy / "logs/facing.json").read_text())["epochs"] == 2
 
 
 def test_pose_evaluate_and_predict(pose_run, tmp_path):
