@@ -4,7 +4,8 @@ Trains `recipes/pose_vgg16_depth.yaml` twice with identical data and schedule (m
 demo, block 2 fine-tuned as well, learned joint depths), once with its pretrained weights and once with
 `weights: none`, evaluates both on the test split and prints PCK@0.2, mAP@10 cm, MPJPE, OKS AP and the share of
 left/right joints swapped (front taken for back: `pose_tl.evaluation.pose_metrics`). Each trained model is evaluated
-twice: as the recipe exports it, and exported again with the flip test (`model.pose.flip_test: true`).
+twice: as the recipe exports it, and exported again with the flip test (`model.pose.flip_test: true`); where the
+recipe trains a joint refiner (`model.pose.refine_epochs`), a third time decoded without it, to show what it buys.
 
     .venv/bin/python benchmarks/pose_accuracy.py [--train-frames 2500] [--finetune-epochs 5] [--out runs/bench]
         [--finetune-lr 5e-4] [--weights hed-bsds500] [--set model.pose.output_stride=2 ...]
@@ -46,10 +47,32 @@ def train_and_test(weights, args, out_root):
     flip_recipe = load_recipe(RECIPE, [*overrides, FLIP_TEST])
     flip_model = run.export(result["checkpoint"], out / "saved_model_flip_test", flip_recipe)
     run.evaluate(flip_recipe, flip_model, out / "test_eval_flip_test", split="test", command="benchmark")
-    facing_report = out / "logs" / "facing.json"  # the facing classifier's, where the recipe trains one
-    facing = json.loads(facing_report.read_text()) if facing_report.is_file() else {}
-    return [{**json.loads((out / folder / "metrics.json").read_text()), "facing": facing}
-            for folder in ("test_eval", "test_eval_flip_test")]
+    folders = ["test_eval", "test_eval_flip_test"]
+    if recipe.model.pose.refine_epochs:  # what the joint refiner buys: the same model decoded without it
+        evaluate_without_refiner(recipe, out, result["checkpoint"], out / "test_eval_no_refiner")
+        folders.append("test_eval_no_refiner")
+    reports = {name: read_report(out / "logs" / f"{name}.json") for name in ("facing", "refiner")}
+    return [{**json.loads((out / folder / "metrics.json").read_text()), **reports} for folder in folders]
+
+
+def read_report(path):
+    """A crop model's training report (logs/facing.json, logs/refiner.json), {} where the recipe trains none."""
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def evaluate_without_refiner(recipe, out, checkpoint, eval_dir):
+    """Evaluate the trained pose checkpoint on the test split, decoded as exported but without its joint refiner."""
+    import tensorflow as tf
+
+    from pose_tl import run_pose
+    from pose_tl.export.loading import load_facing_model, load_keras_model
+    from pose_tl.export.pose_saved_model import make_pose_predictor
+
+    predict = tf.function(make_pose_predictor(
+        load_keras_model(checkpoint), output_stride=recipe.model.pose.output_stride,
+        bone_lengths=json.loads((out / "bone_lengths.json").read_text()), facing_model=load_facing_model(checkpoint),
+        compiled_decoding=recipe.model.pose.xla_decoding))
+    run_pose.evaluate_people(predict, recipe, "test", eval_dir)
 
 
 def main():
@@ -71,25 +94,32 @@ def main():
     rows = {}
     for weights in args.weights or ("hed-bsds500", "none"):
         start = time.perf_counter()
-        plain, flip_tested = train_and_test(weights, args, out_root)
+        plain, flip_tested, *unrefined = train_and_test(weights, args, out_root)
         rows[weights] = {**plain, "minutes": (time.perf_counter() - start) / 60}
         rows[f"{weights} +flip"] = {**flip_tested, "minutes": None}
+        if unrefined:
+            rows[f"{weights} -refiner"] = {**unrefined[0], "minutes": None}
     print(f"\npose accuracy on the synthetic test split ({args.test_frames} frames), {args.train_frames} training "
           f"frames, {args.head_epochs}+{args.finetune_epochs} epochs (fine-tuning at {args.finetune_lr:g})"
           f"{', ' + ' '.join(args.set) if args.set else ''}")
-    print(f"{'weights':<19}{'PCK@0.2':>10}{'mAP@10cm':>10}{'MPJPE mm':>10}{'OKS AP':>10}{'L/R swap':>10}"
+    print(f"{'weights':<24}{'PCK@0.2':>10}{'mAP@10cm':>10}{'MPJPE mm':>10}{'OKS AP':>10}{'L/R swap':>10}"
           f"{'minutes':>10}")
     for weights, m in rows.items():
         mpjpe = f"{m['mpjpe_mm']:.0f}" if m["mpjpe_mm"] is not None else "-"
         minutes = f"{m['minutes']:.1f}" if m["minutes"] is not None else ""
-        print(f"{weights:<19}{m['pck@0.2']:>10.3f}{m['map@10cm']:>10.3f}{mpjpe:>10}{m['oks_ap']:>10.3f}"
+        print(f"{weights:<24}{m['pck@0.2']:>10.3f}{m['map@10cm']:>10.3f}{mpjpe:>10}{m['oks_ap']:>10.3f}"
               f"{m['swapped@0.2']:>10.3f}{minutes:>10}")
-    print("(+flip: the same model exported with model.pose.flip_test: true; minutes include both evaluations)")
+    print("(+flip: the same model exported with model.pose.flip_test: true; -refiner: decoded without its joint "
+          "refiner; minutes include every evaluation)")
     for weights, m in rows.items():
         if m["facing"] and m["minutes"] is not None:
             print(f"{weights}: facing classifier {m['facing'].get('validation_accuracy', float('nan')):.3f} right on "
                   f"{m['facing'].get('validation_people', 0)} validation people, {m['facing']['train_examples']} "
                   f"training examples, {m['facing']['seconds']:.0f} s")
+        if m["refiner"] and m["minutes"] is not None:
+            print(f"{weights}: joint refiner {m['refiner'].get('validation_accuracy', float('nan')):.3f} of validation "
+                  f"joints within 0.1 box heights (crops cut at the labels), {m['refiner']['train_examples']} "
+                  f"training crops, {m['refiner']['seconds']:.0f} s")
     if {"hed-bsds500", "none"} <= set(rows):
         for suffix in ("", " +flip"):
             gain = (rows["hed-bsds500" + suffix]["map@10cm"] - rows["none" + suffix]["map@10cm"]) * 100

@@ -139,19 +139,21 @@ def _fit_pose(recipe, data, out_dir, resume, export, verbose, log):
 
     bone_lengths = run_pose.training_bone_lengths(recipe)
     write_json_atomic(out_dir / "bone_lengths.json", bone_lengths)
-    facing_model = run_pose.fit_facing_classifier(recipe, out_dir / FINAL_MODEL, out_dir / "logs" / "facing.json", log)
+    crop_models = {
+        "facing_model": run_pose.fit_facing_classifier(recipe, out_dir / FINAL_MODEL, out_dir / "logs" / "facing.json",
+                                                       log),
+        "refiner_model": run_pose.fit_joint_refiner(recipe, out_dir / FINAL_MODEL, out_dir / "logs" / "refiner.json",
+                                                    log)}
     if data.sizes["validation"]:
         predict = tf.function(make_pose_predictor(model, output_stride=recipe.model.pose.output_stride,
                                                   bone_lengths=bone_lengths, flip_test=recipe.model.pose.flip_test,
-                                                  compiled_decoding=recipe.model.pose.xla_decoding,
-                                                  facing_model=facing_model))
+                                                  compiled_decoding=recipe.model.pose.xla_decoding, **crop_models))
         result.update(run_pose.evaluate_people(predict, recipe, "validation", out_dir / EVAL_DIR))
     if recipe.train.export_at_end if export is None else export:
         result["saved_model"] = str(export_pose_model(model, out_dir / SAVED_MODEL,
                                                       output_stride=recipe.model.pose.output_stride,
                                                       bone_lengths=bone_lengths, flip_test=recipe.model.pose.flip_test,
-                                                      xla_decoding=recipe.model.pose.xla_decoding,
-                                                      facing_model=facing_model))
+                                                      xla_decoding=recipe.model.pose.xla_decoding, **crop_models))
     return result
 
 
@@ -313,12 +315,12 @@ def _detection_config(checkpoint, recipe):
 
 
 def _pose_export_options(model, checkpoint, recipe):
-    """The output stride of a pose model and the facing classifier beside its checkpoint; the bone lengths of its
-    recipe's people and its flip test where a pose recipe is given."""
-    from pose_tl.export.loading import load_facing_model
+    """The output stride of a pose model and the crop models beside its checkpoint (facing classifier, joint
+    refiner); the bone lengths of its recipe's people and its flip test where a pose recipe is given."""
+    from pose_tl.export.loading import load_crop_models
 
     stride = model.input_shape[1] // model.get_layer("heatmaps").output.shape[1]
-    options = {"output_stride": stride, "facing_model": load_facing_model(checkpoint)}
+    options = {"output_stride": stride, **load_crop_models(checkpoint)}
     if recipe is None or recipe.task != "pose":
         return options
     from pose_tl import run_pose

@@ -76,30 +76,50 @@ def training_bone_lengths(recipe, frames=400):
 def fit_facing_classifier(recipe, checkpoint, report_path, log=print):
     """Train the recipe's facing classifier on its training people, save it beside the pose `checkpoint` and its
     report (examples, validation accuracy, seconds) as `report_path`. None where the recipe asks for none
-    (`model.pose.facing_epochs: 0`) or no training person is labelled for it; a classifier an earlier run left
-    there is removed then, as it would turn this model's skeletons. One that an earlier attempt of this run trained
-    from the same settings (`--resume`) is kept: it depends on the labelled people, not on the pose network."""
-    import time
-
-    from pose_tl.atomic import atomic_path
-    from pose_tl.data.people_sources import people_frames
+    (`model.pose.facing_epochs: 0`) or no training person is labelled for it. See `fit_crop_model`."""
     from pose_tl.export.loading import load_facing_model
     from pose_tl.models.facing import facing_model_path
     from pose_tl.training.facing import train_facing_classifier
 
-    path = facing_model_path(checkpoint)
+    return fit_crop_model(recipe, recipe.model.pose.facing_epochs, train_facing_classifier,
+                          facing_model_path(checkpoint), lambda: load_facing_model(checkpoint), report_path,
+                          "facing classifier", log)
+
+
+def fit_joint_refiner(recipe, checkpoint, report_path, log=print):
+    """Train the recipe's joint refiner (`model.pose.refine_epochs`) on its training people, save it beside the pose
+    `checkpoint` and its report as `report_path`; None where the recipe asks for none. See `fit_crop_model`."""
+    from pose_tl.export.loading import load_refiner_model
+    from pose_tl.models.refiner import refiner_model_path
+    from pose_tl.training.refiner import train_joint_refiner
+
+    return fit_crop_model(recipe, recipe.model.pose.refine_epochs, train_joint_refiner,
+                          refiner_model_path(checkpoint), lambda: load_refiner_model(checkpoint), report_path,
+                          "joint refiner", log)
+
+
+def fit_crop_model(recipe, epochs, train, path, load, report_path, name, log):
+    """Train a model of people's depth crops with `train(train_frames, validation_frames, *, epochs, seed, log) ->
+    (model, report)` and save it as `path`, with its report as `report_path`. With no epochs or nothing to train
+    on, a model an earlier run left at `path` is removed, as it would act on this model's people. One that an
+    earlier attempt of this run trained from the same settings (`--resume`) is kept (`load()`): it depends on the
+    labelled people, not on the pose network."""
+    import time
+
+    from pose_tl.atomic import atomic_path
+    from pose_tl.data.people_sources import people_frames
+
     model = None
-    if recipe.model.pose.facing_epochs:
-        fingerprint = facing_training_fingerprint(recipe)
+    if epochs:
+        fingerprint = crop_training_fingerprint(recipe, epochs)
         if path.is_file() and _reported_fingerprint(report_path) == fingerprint:
-            log(f"facing classifier: kept {path} (trained from the same data, seed and epochs)")
-            return load_facing_model(checkpoint)
+            log(f"{name}: kept {path} (trained from the same data, seed and epochs)")
+            return load()
         start = time.perf_counter()
-        model, report = train_facing_classifier(
-            people_frames(recipe.data, recipe.seed, "train"), people_frames(recipe.data, recipe.seed, "validation"),
-            epochs=recipe.model.pose.facing_epochs, seed=recipe.seed, log=log)
-        write_json_atomic(report_path, {**report, "epochs": recipe.model.pose.facing_epochs,
-                                        "seconds": round(time.perf_counter() - start, 1),
+        model, report = train(people_frames(recipe.data, recipe.seed, "train"),
+                              people_frames(recipe.data, recipe.seed, "validation"),
+                              epochs=epochs, seed=recipe.seed, log=log)
+        write_json_atomic(report_path, {**report, "epochs": epochs, "seconds": round(time.perf_counter() - start, 1),
                                         "trained_from": fingerprint if model is not None else None})
     if model is None:
         path.unlink(missing_ok=True)
@@ -109,12 +129,11 @@ def fit_facing_classifier(recipe, checkpoint, report_path, log=print):
     return model
 
 
-def facing_training_fingerprint(recipe):
-    """A hash of what the facing classifier is trained from: the recipe's data settings, seed and facing epochs."""
+def crop_training_fingerprint(recipe, epochs):
+    """A hash of what a crop model is trained from: the recipe's data settings, seed and the model's epochs."""
     from pose_tl.config.loading import recipe_to_dict
 
-    settings = {"data": recipe_to_dict(recipe)["data"], "seed": recipe.seed,
-                "epochs": recipe.model.pose.facing_epochs}
+    settings = {"data": recipe_to_dict(recipe)["data"], "seed": recipe.seed, "epochs": epochs}
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -33,11 +33,11 @@ def tiny_recipe_dict(data_root, **extra):
 
 def tiny_pose_recipe_dict(tmp_path, **extra):
     """A pose recipe small enough to train in seconds: random weights, 32x64 input, 8 synthetic training frames
-    rendered into `tmp_path`, a facing classifier trained for one epoch."""
+    rendered into `tmp_path`, a facing classifier and a joint refiner trained for one epoch each."""
     recipe = {
         "task": "pose", "seed": 1,
         "model": {"backbone": {"weights": "none"}, "input_size": [32, 64],
-                  "pose": {"channels": 8, "stages": 2, "facing_epochs": 1}},
+                  "pose": {"channels": 8, "stages": 2, "facing_epochs": 1, "refine_epochs": 1}},
         "data": {"source": "synthetic", "batch_size": 4,
                  "synthetic": {"image_size": [48, 64], "train_frames": 8, "validation_frames": 4, "test_frames": 2,
                                "data_dir": str(tmp_path / "tfds")}},

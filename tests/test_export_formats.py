@@ -154,19 +154,24 @@ def assert_same_people(out, expected):
 
 @pytest.fixture(scope="module")
 def pose_model(tmp_path_factory):
-    """A tiny pose checkpoint with a facing classifier beside it, and its SavedModel's outputs on frames with Kinect
-    v2 optics and with others."""
+    """A tiny pose checkpoint with a facing classifier and a joint refiner beside it, and its SavedModel's outputs on
+    frames with Kinect v2 optics and with others."""
     import tensorflow as tf
 
     from pose_tl.export.pose_saved_model import export_pose_model
     from pose_tl.models.facing import build_facing_classifier, facing_model_path
+    from pose_tl.models.refiner import build_joint_refiner, refiner_model_path
 
     folder = tmp_path_factory.mktemp("pose")
     model = save_tiny_pose_model(folder / "pose.keras")
     facing_model = build_facing_classifier(seed=1)
     facing_model.get_layer("faces_camera").bias.assign([3.0])  # sure: skeletons that disagree are turned
     facing_model.save(facing_model_path(folder / "pose.keras"))
-    export_pose_model(model, folder / "saved_model", output_stride=4, facing_model=facing_model)
+    refiner_model = build_joint_refiner(seed=1, base_filters=4)
+    refiner_model.get_layer("joint_heatmaps").bias.assign(np.linspace(0.05, 0.3, 15))  # some joints moved, some not
+    refiner_model.save(refiner_model_path(folder / "pose.keras"))
+    export_pose_model(model, folder / "saved_model", output_stride=4, facing_model=facing_model,
+                      refiner_model=refiner_model)
     loaded = tf.saved_model.load(str(folder / "saved_model"))
     depth, intrinsics = depth_frames(), np.array([[50.0, 50.0, 20.0, 24.0]] * 2, np.float32)
     default = loaded.signatures["serving_default"](depth=tf.constant(depth))
@@ -189,7 +194,7 @@ def test_pose_tflite_through_the_cli_decodes_the_people_the_saved_model_does(pos
                                                                                   intrinsics=intrinsics), explicit)
     metadata = json.loads((folder / "tflite" / "pose_tl.json").read_text())
     assert (metadata["task"], metadata["format"], len(metadata["joint_names"])) == ("pose", "tflite", 15)
-    assert metadata["facing_classifier"] is True
+    assert metadata["facing_classifier"] is True and metadata["joint_refiner"] is True
 
 
 def test_pose_onnx_through_the_cli_decodes_the_people_the_saved_model_does(pose_model, tiny_recipe):

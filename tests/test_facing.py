@@ -213,15 +213,15 @@ def test_classifying_only_the_people_it_could_turn_decodes_what_classifying_ever
 def test_the_facing_classifier_runs_in_the_pose_networks_precision():
     import keras
 
-    from pose_tl.export.pose_saved_model import facing_model_like
+    from pose_tl.export.pose_saved_model import computing_like
     from pose_tl.models.facing import build_facing_classifier
     from pose_tl.training.precision import compute_policy, dtype_policy
 
     with dtype_policy("mixed_bfloat16"):
         network = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3)])
     classifier = build_facing_classifier(seed=3)
-    assert facing_model_like(classifier, classifier) is classifier and facing_model_like(network, None) is None
-    in_bfloat16 = facing_model_like(network, classifier)
+    assert computing_like(classifier, classifier) is classifier and computing_like(network, None) is None
+    in_bfloat16 = computing_like(network, classifier)
     assert compute_policy(classifier) == "float32" and compute_policy(in_bfloat16) == "mixed_bfloat16"
     crops = tf.constant(np.random.default_rng(0).uniform(-1, 1.5, (16, *CROP_SIZE, 1)).astype(np.float32))
     reference = classifier(crops).numpy()

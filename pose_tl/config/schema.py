@@ -89,6 +89,11 @@ class PoseHeadConfig:
     # (`pose_tl.training.facing`); decoding then exchanges left/right pairs of joints that disagree with it
     # (`pose_tl.decoding.facing`). Saved as checkpoints/facing.keras, inside the SavedModel. 0: no classifier.
     facing_epochs: int = bounded(0, min=0, max=1000)
+    # After the pose network, train a joint refiner on each training person's depth crop for this many epochs
+    # (`pose_tl.training.refiner`): a small U-Net that finds the person's joints again, top-down, in its crop;
+    # decoding moves each grouped joint to its peak (`pose_tl.decoding.refining`). Saved as
+    # checkpoints/refiner.keras, inside the SavedModel. 0: no refiner.
+    refine_epochs: int = bounded(0, min=0, max=1000)
 
 
 @dataclass(frozen=True)

@@ -64,8 +64,8 @@ def trunk_depth(depth_m, keypoints, found):
     return tf.math.divide_no_nan(tf.reduce_sum(readings * weights, -1), tf.reduce_sum(weights, -1))
 
 
-def person_crops(depth_m, keypoints, found):
-    """[N, P, h, w, 1] each person's depth relative to its trunk, / `DEPTH_WINDOW_M`; `BACKGROUND` elsewhere.
+def person_crops(depth_m, keypoints, found, window_m=DEPTH_WINDOW_M):
+    """[N, P, h, w, 1] each person's depth relative to its trunk, / `window_m`; `BACKGROUND` elsewhere.
 
     Args:
         depth_m: [N, H, W] metres (0: no reading); keypoints: [N, P, J, 2] pixels of that frame; found: [N, P, J].
@@ -85,7 +85,7 @@ def person_crops(depth_m, keypoints, found):
     values = tf.gather_nd(depth_m, tf.stack([batch_index_like(row), tf.clip_by_value(row, 0, height - 1),
                                              tf.clip_by_value(col, 0, width - 1)], axis=-1))
     reference = reference[..., None, None]
-    relative = (values - reference) / DEPTH_WINDOW_M
+    relative = (values - reference) / window_m
     person = inside & (values > 0) & (tf.abs(relative) <= 1.0) & (reference > 0)  # TFLite: no bool [..., None]
     return tf.where(person, relative, BACKGROUND)[..., None]
 
@@ -144,19 +144,27 @@ def could_turn(keypoints, found, num_people):
 
 def facing_probabilities(classify, crops, wanted=None):
     """[N, P] the probability that each person slot faces the camera, `classify(crops [M, h, w, 1]) -> [M, 1]` (the
-    facing classifier, `pose_tl.models.facing`) applied to `crops` [N, P, h, w, 1].
+    facing classifier, `pose_tl.models.facing`) applied to `crops` [N, P, h, w, 1]; slots not `wanted` read 0.5
+    (unsure: never turned). See `on_person_slots`."""
+    return on_person_slots(classify, crops, wanted, 0.5)[..., 0]
 
-    With `wanted` [N, P] bool (`could_turn`), only those slots are classified, which is what the work costs with
-    TensorFlow's kernels (XLA's convolutions are slower on CPU); the others read 0.5 (unsure: never turned).
-    Without, every slot is (a static graph, as TFLite and ONNX conversion want).
+
+def on_person_slots(network, crops, wanted=None, fill=0.0):
+    """`network(crops [M, h, w, 1]) -> [M, ...]` applied to the person slots of `crops` [N, P, h, w, 1]: [N, P, ...].
+
+    With `wanted` [N, P] bool, only those slots are computed, which is what the work costs with TensorFlow's kernels
+    (XLA's convolutions are slower on CPU); the others read `fill`. Without, every slot is (a static graph, as TFLite
+    and ONNX conversion want).
     """
     shape = tf.shape(crops)
     if wanted is None:
         flat = tf.reshape(crops, [-1, *crops.shape[2:]])
-        return tf.reshape(tf.cast(classify(flat), tf.float32), shape[:2])
+        out = tf.cast(network(flat), tf.float32)
+        return tf.reshape(out, tf.concat([shape[:2], tf.shape(out)[1:]], 0))
     slots = tf.where(wanted)  # [M, 2]
-    # One more crop than wanted, dropped after: a batch of none (no one to classify) fails in TensorFlow's fused
+    # One more crop than wanted, dropped after: a batch of none (no one to look at) fails in TensorFlow's fused
     # convolution ("input depth must be evenly divisible by filter depth").
     chosen = tf.concat([tf.gather_nd(crops, slots), crops[:1, 0]], axis=0)
-    probability = tf.cast(classify(chosen), tf.float32)[:-1, 0]
-    return tf.tensor_scatter_nd_update(tf.fill(shape[:2], 0.5), slots, probability)
+    out = tf.cast(network(chosen), tf.float32)[:-1]
+    filled = tf.fill(tf.concat([shape[:2], tf.shape(out)[1:]], 0), tf.constant(fill, tf.float32))
+    return tf.tensor_scatter_nd_update(filled, slots, out)

@@ -6,20 +6,22 @@ The whole batch is decoded at once (no per-frame loop): see `grouping`.
 import tensorflow as tf
 
 from pose_tl.data.people.skeleton import NUM_JOINTS
-from pose_tl.decoding.facing import could_turn, facing_probabilities, person_crops, turn_to_facing
+from pose_tl.decoding.facing import (could_turn, facing_probabilities, on_person_slots, person_crops,
+                                     turn_to_facing)
 from pose_tl.decoding.grouping import group_people
 from pose_tl.decoding.indexing import batch_index_like, pixel_indices, take
 from pose_tl.decoding.lifting import JOINT_SURFACE_OFFSETS_M, lift_to_camera_space, per_frame_intrinsics
 from pose_tl.decoding.occlusion import (DEFAULT_BONE_LENGTHS, depth_from_neighbours, infer_missing_joints,
                                         occluded_by_depth)
 from pose_tl.decoding.peaks import find_peaks
+from pose_tl.decoding.refining import present_slots, refine_people, refiner_crops
 
 MIN_INFERRED_DEPTH_M = 0.1  # inferred joints nearer than this (or behind the camera) are left out
 
 
 def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=None, peak_threshold=0.2, max_peaks=8,
                   max_people=10, min_joint_score=0.3, surface_offset_m=JOINT_SURFACE_OFFSETS_M,
-                  bone_lengths=DEFAULT_BONE_LENGTHS, facing_classifier=None, loop=False):
+                  bone_lengths=DEFAULT_BONE_LENGTHS, facing_classifier=None, joint_refiner=None, loop=False):
     """Decode a batch.
 
     Args:
@@ -33,6 +35,8 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=No
         facing_classifier: crops [M, h, w, 1] -> [M, 1] probability that each person faces the camera
             (`pose_tl.models.facing`): arms and legs whose left and right disagree with it are exchanged
             (`pose_tl.decoding.facing`). None: skeletons as grouped.
+        joint_refiner: crops [M, h, w, 1] -> [M, h / 2, w / 2, J] heatmaps (`pose_tl.models.refiner`): each person's
+            joints are found again in its crop (`pose_tl.decoding.refining`). None: joints as grouped.
         loop: assemble people and infer missing joints in loops over the limbs, not unrolled (for XLA, whose
             compile time grows with the graph: `grouping.group_people`).
 
@@ -43,9 +47,14 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=No
     people = assemble_people(heatmaps, pafs, peak_threshold=peak_threshold, max_peaks=max_peaks,
                              max_people=max_people, loop=loop)
     probability = None
-    if facing_classifier is not None:
+    if facing_classifier is not None:  # from the people as assembled, as the exported predictor does
         crops = facing_crops(depth_m, people, stride=stride, min_joint_score=min_joint_score)
-        probability = facing_probabilities(facing_classifier, crops)
+        probability = facing_probabilities(facing_classifier, crops,
+                                           turnable_people(people, min_joint_score=min_joint_score))
+    if joint_refiner is not None:
+        crops = refining_crops(depth_m, people, stride=stride, min_joint_score=min_joint_score)
+        people = refine_people(people, on_person_slots(joint_refiner, crops, present_people(people)), stride=stride,
+                               min_joint_score=min_joint_score)
     return complete_people(people, depth_m, intrinsics, stride=stride, facing_probability=probability,
                            joint_depth=joint_depth, min_joint_score=min_joint_score,
                            surface_offset_m=surface_offset_m, bone_lengths=bone_lengths, loop=loop)
@@ -62,6 +71,18 @@ def facing_crops(depth_m, people, *, stride, min_joint_score=0.3):
     """[N, P, h, w, 1] each assembled person's depth crop for the facing classifier (`pose_tl.decoding.facing`)."""
     keypoints, keypoint_scores, _, _ = people
     return person_crops(tf.cast(depth_m, tf.float32), keypoints * float(stride), keypoint_scores >= min_joint_score)
+
+
+def refining_crops(depth_m, people, *, stride, min_joint_score=0.3):
+    """[N, P, h, w, 1] each assembled person's depth crop for the joint refiner (`pose_tl.decoding.refining`)."""
+    keypoints, keypoint_scores, _, _ = people
+    return refiner_crops(depth_m, keypoints * float(stride), keypoint_scores >= min_joint_score)
+
+
+def present_people(people):
+    """[N, P] the assembled person slots that hold a person (the first `num_people` of each frame)."""
+    keypoints, _, _, count = people
+    return present_slots(count, tf.shape(keypoints)[1])
 
 
 def turnable_people(people, *, min_joint_score=0.3):

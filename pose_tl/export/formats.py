@@ -105,17 +105,19 @@ def tflite_with_intrinsics(models, predict, metadata):
         return converter.convert()
 
 
-def pose_tflite(model32, metadata, *, output_stride, bone_lengths, flip_test=False, facing_model=None):
+def pose_tflite(model32, metadata, *, output_stride, bone_lengths, flip_test=False, facing_model=None,
+                refiner_model=None):
     """The .tflite bytes of a float32 pose model, decoding included, with both SavedModel signatures."""
-    from pose_tl.export.pose_saved_model import facing_model_like, make_pose_predictor, tracked_models
+    from pose_tl.export.pose_saved_model import computing_like, make_pose_predictor, tracked_models
 
-    facing_model = facing_model_like(model32, facing_model)
+    facing_model, refiner_model = computing_like(model32, facing_model), computing_like(model32, refiner_model)
     predict = make_pose_predictor(model32, output_stride=output_stride, bone_lengths=bone_lengths,
-                                  compiled_decoding=False, flip_test=flip_test, facing_model=facing_model)
-    return tflite_with_intrinsics(tracked_models(model32, facing_model), predict, metadata)
+                                  compiled_decoding=False, flip_test=flip_test, facing_model=facing_model,
+                                  refiner_model=refiner_model)
+    return tflite_with_intrinsics(tracked_models(model32, facing_model, refiner_model), predict, metadata)
 
 
-def pose_onnx(model32, *, output_stride, bone_lengths, flip_test=False, facing_model=None):
+def pose_onnx(model32, *, output_stride, bone_lengths, flip_test=False, facing_model=None, refiner_model=None):
     """The .onnx bytes of a float32 pose model, decoding included: (depth, intrinsics) -> the SavedModel's outputs.
 
     Decoding has no loops or conditionals (`pose_tl.decoding.grouping`), so it converts node for node.
@@ -123,7 +125,8 @@ def pose_onnx(model32, *, output_stride, bone_lengths, flip_test=False, facing_m
     from pose_tl.export.pose_saved_model import make_pose_predictor
 
     predict = make_pose_predictor(model32, output_stride=output_stride, bone_lengths=bone_lengths,
-                                  compiled_decoding=False, flip_test=flip_test, facing_model=facing_model)
+                                  compiled_decoding=False, flip_test=flip_test, facing_model=facing_model,
+                                  refiner_model=refiner_model)
     return onnx_with_intrinsics(predict)
 
 
@@ -171,11 +174,12 @@ def task_of(model):
 
 
 def export_model_file(model, destination, export_format, *, output_stride=None, bone_lengths=None,
-                      flip_test=False, facing_model=None, detection_config=None):
+                      flip_test=False, facing_model=None, refiner_model=None, detection_config=None):
     """Write `destination`/model.tflite or model.onnx and pose_tl.json, atomically; returns the model file's path.
 
     Args:
-        output_stride, bone_lengths, flip_test, facing_model: of a pose model, as for its SavedModel.
+        output_stride, bone_lengths, flip_test, facing_model, refiner_model: of a pose model, as for its
+            SavedModel.
         detection_config: of a detector (its recipe's `model.detection`: anchors, proposals, NMS).
 
     Raises:
@@ -205,9 +209,9 @@ def export_model_file(model, destination, export_format, *, output_stride=None, 
         from pose_tl.export.pose_saved_model import pose_metadata
 
         bone_lengths = DEFAULT_BONE_LENGTHS if bone_lengths is None else bone_lengths
-        metadata = pose_metadata(model, output_stride, bone_lengths, flip_test, facing_model)
+        metadata = pose_metadata(model, output_stride, bone_lengths, flip_test, facing_model, refiner_model)
         pose = {"output_stride": output_stride, "bone_lengths": bone_lengths, "flip_test": flip_test,
-                "facing_model": facing_model}
+                "facing_model": facing_model, "refiner_model": refiner_model}
         if export_format == "tflite":
             blob = pose_tflite(model32, metadata, **pose)
         else:

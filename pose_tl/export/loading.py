@@ -84,7 +84,7 @@ def load_pose_model(path, xla_decoding=True, flip_test=False, bone_lengths=None)
     """A pose SavedModel folder or a pose `.keras` checkpoint, ready to predict people; a checkpoint decodes with
     XLA or TensorFlow's ops as `xla_decoding` says, with the flip test or not, and infers occluded joints from
     `bone_lengths` (None: `DEFAULT_BONE_LENGTHS`), as its SavedModel would (a SavedModel as it was exported); the
-    facing classifier beside it, if any, turns skeletons (`load_facing_model`)."""
+    facing classifier and joint refiner beside it, if any, act on its people (`load_crop_models`)."""
     import tensorflow as tf
 
     from pose_tl.decoding.occlusion import DEFAULT_BONE_LENGTHS
@@ -94,13 +94,12 @@ def load_pose_model(path, xla_decoding=True, flip_test=False, bone_lengths=None)
     if path.is_dir():
         signature, metadata = load_signature(path, INTRINSICS_SIGNATURE, "a pose SavedModel")
         return LoadedPoseModel(lambda depth, intrinsics: signature(depth=depth, intrinsics=intrinsics), metadata)
-    model, facing_model = load_keras_model(path), load_facing_model(path)
+    model, crop_models = load_keras_model(path), load_crop_models(path)
     stride = model.input_shape[1] // model.get_layer("heatmaps").output.shape[1]
     bone_lengths = bone_lengths or DEFAULT_BONE_LENGTHS
     predict = tf.function(make_pose_predictor(model, output_stride=stride, bone_lengths=bone_lengths,
-                                              compiled_decoding=xla_decoding, flip_test=flip_test,
-                                              facing_model=facing_model))
-    return LoadedPoseModel(predict, pose_metadata(model, stride, bone_lengths, flip_test, facing_model))
+                                              compiled_decoding=xla_decoding, flip_test=flip_test, **crop_models))
+    return LoadedPoseModel(predict, pose_metadata(model, stride, bone_lengths, flip_test, **crop_models))
 
 
 def load_facing_model(checkpoint):
@@ -110,6 +109,20 @@ def load_facing_model(checkpoint):
 
     path = facing_model_path(checkpoint)
     return load_keras_model(path) if path.is_file() else None
+
+
+def load_refiner_model(checkpoint):
+    """The joint refiner saved beside a pose checkpoint (`pose_tl.models.refiner`), or None where there is none."""
+    from pose_tl.models.refiner import refiner_model_path
+
+    path = refiner_model_path(checkpoint)
+    return load_keras_model(path) if path.is_file() else None
+
+
+def load_crop_models(checkpoint):
+    """{"facing_model", "refiner_model"}: the models beside a pose checkpoint that act on its people's crops (None
+    where absent), as the predictor and exports take them."""
+    return {"facing_model": load_facing_model(checkpoint), "refiner_model": load_refiner_model(checkpoint)}
 
 
 def load_classifier(path):

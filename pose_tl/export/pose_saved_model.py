@@ -18,11 +18,13 @@ from pose_tl.backbones.depth_preprocessing import depth_to_metres
 from pose_tl.data.augment import resize_depth
 from pose_tl.data.people.engine import KINECT_V2_DEPTH
 from pose_tl.data.people.skeleton import JOINT_NAMES, LIMBS, PAF_LIMBS
-from pose_tl.decoding.facing import facing_probabilities
+from pose_tl.decoding.facing import facing_probabilities, on_person_slots
 from pose_tl.decoding.flip_test import flip_test_maps
 from pose_tl.decoding.lifting import JOINT_SURFACE_OFFSETS_M
 from pose_tl.decoding.occlusion import DEFAULT_BONE_LENGTHS
-from pose_tl.decoding.people import assemble_people, complete_people, facing_crops, turnable_people
+from pose_tl.decoding.people import (assemble_people, complete_people, facing_crops, present_people, refining_crops,
+                                     turnable_people)
+from pose_tl.decoding.refining import refine_people
 from pose_tl.export.saved_model import DEFAULT_SIGNATURE, METADATA_FILE
 from pose_tl.models.pose_model import HEATMAPS, JOINT_DEPTH, PAFS
 from pose_tl.training.precision import compute_policy, copy_with_policy
@@ -40,7 +42,7 @@ def default_intrinsics(height, width):
 
 def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGTHS,
                         surface_offset_m=JOINT_SURFACE_OFFSETS_M, max_people=10, compiled_decoding=True,
-                        flip_test=False, facing_model=None):
+                        flip_test=False, facing_model=None, refiner_model=None):
     """fn(depth [N, H, W] uint16 mm or float metres, intrinsics [N, 4]) -> the output dict above.
 
     With `compiled_decoding`, the steps before and after the network (resizing; assembling people; completing
@@ -48,25 +50,33 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
     decoding is hundreds of small ops, whose dispatch, not arithmetic, is its cost (~3x faster at batch 1, ~2x at
     batch 8, on 2 CPU cores). The network stays with TensorFlow's kernels (XLA's convolutions are slower on CPU),
     and so does the facing classifier (`pose_tl.models.facing`), which runs between the two decoding steps on the
-    assembled people's crops, and whose answer turns left/right pairs (`pose_tl.decoding.facing`). TFLite and ONNX
-    conversion need compilation off: they convert TensorFlow ops. With `flip_test`, the maps are averaged with
-    those of the mirrored frame (`pose_tl.decoding.flip_test`): the network runs twice.
+    assembled people's crops, and whose answer turns left/right pairs (`pose_tl.decoding.facing`), and so does the
+    joint refiner (`pose_tl.models.refiner`), which finds each assembled person's joints again in its crop
+    (`pose_tl.decoding.refining`) before they are turned and lifted. TFLite and ONNX conversion need compilation
+    off: they convert TensorFlow ops. With `flip_test`, the maps are averaged with those of the mirrored frame
+    (`pose_tl.decoding.flip_test`): the network runs twice.
     """
     input_h, input_w = model.input_shape[1:3]
-    facing_model = facing_model_like(model, facing_model)
+    facing_model, refiner_model = computing_like(model, facing_model), computing_like(model, refiner_model)
 
     def prepare(depth):
         return resize_depth(tf.expand_dims(depth_to_metres(depth), -1), (input_h, input_w))  # TFLite: no [..., None]
 
     def assemble(maps, metres):
         people = assemble_people(maps[HEATMAPS], maps[PAFS], max_people=max_people, loop=compiled_decoding)
-        if facing_model is None:
-            return {"people": people}
-        crops = facing_crops(metres[..., 0], people, stride=output_stride)
-        # compiled: only the people it could turn are classified; else every slot (a static graph to convert)
-        return {"people": people, "crops": crops, "wanted": turnable_people(people) if compiled_decoding else None}
+        out = {"people": people}
+        # compiled: only the people a crop model acts on are computed; else every slot (a static graph to convert)
+        if refiner_model is not None:
+            out.update(refiner_crops=refining_crops(metres[..., 0], people, stride=output_stride),
+                       present=present_people(people) if compiled_decoding else None)
+        if facing_model is not None:
+            out.update(crops=facing_crops(metres[..., 0], people, stride=output_stride),
+                       wanted=turnable_people(people))
+        return out
 
-    def finish(maps, people, facing_probability, metres, intrinsics, frame_shape):
+    def finish(maps, people, facing_probability, refined_maps, metres, intrinsics, frame_shape):
+        if refined_maps is not None:
+            people = refine_people(people, refined_maps, stride=output_stride)
         scale = tf.constant([input_w, input_h], tf.float32) / tf.cast(frame_shape[::-1], tf.float32)  # (sx, sy)
         fx, fy, cx, cy = tf.unstack(tf.cast(intrinsics, tf.float32), axis=-1)
         scaled = tf.stack([fx * scale[0], fy * scale[1], cx * scale[0], cy * scale[1]], axis=-1)
@@ -87,23 +97,29 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
         maps = flip_test_maps(model, metres, DECODED_MAPS) if flip_test else model(metres, training=False)
         maps = {name: maps[name] for name in DECODED_MAPS if name in maps}
         assembled = assemble(maps, metres)
-        probability = None
+        probability = refined_maps = None
         if facing_model is not None:
+            wanted = assembled["wanted"]  # as assembled: the refiner may move joints after
             probability = facing_probabilities(lambda crops: facing_model(crops, training=False), assembled["crops"],
-                                               assembled["wanted"])
-        return dict(finish(maps, assembled["people"], probability, metres, intrinsics, tf.shape(depth)[1:3]))
+                                               wanted if compiled_decoding else None)
+            probability = probability if compiled_decoding else tf.where(wanted, probability, 0.5)
+        if refiner_model is not None:
+            refined_maps = on_person_slots(lambda crops: refiner_model(crops, training=False),
+                                           assembled["refiner_crops"], assembled["present"])
+        return dict(finish(maps, assembled["people"], probability, refined_maps, metres, intrinsics,
+                           tf.shape(depth)[1:3]))
 
     return predict
 
 
-def pose_metadata(model, output_stride, bone_lengths, flip_test=False, facing_model=None):
+def pose_metadata(model, output_stride, bone_lengths, flip_test=False, facing_model=None, refiner_model=None):
     preprocessing = model.get_layer("depth_preprocessing")
     return {"task": "pose", "joint_names": list(JOINT_NAMES), "limbs": [list(limb) for limb in LIMBS],
             "paf_limbs": [list(limb) for limb in PAF_LIMBS],
             "input_size": list(model.input_shape[1:3]), "output_stride": output_stride,
             "depth_range_m": [preprocessing.min_m, preprocessing.max_m], "depth_encoding": preprocessing.encoding,
             "bone_lengths_m": list(bone_lengths), "flip_test": bool(flip_test),
-            "facing_classifier": facing_model is not None,
+            "facing_classifier": facing_model is not None, "joint_refiner": refiner_model is not None,
             "signatures": {DEFAULT_SIGNATURE: "depth uint16 [N,H,W] mm; Kinect v2 intrinsics scaled to W",
                            INTRINSICS_SIGNATURE: "depth uint16 [N,H,W] mm, intrinsics float32 [N,4] fx,fy,cx,cy"},
             "outputs": ["num_people", "keypoints_2d", "keypoints_3d", "keypoint_scores", "keypoint_inferred",
@@ -132,25 +148,27 @@ def export_with_intrinsics(models, destination, predict, metadata):
 
 
 def export_pose_model(model, destination, *, output_stride, bone_lengths=DEFAULT_BONE_LENGTHS, xla_decoding=True,
-                      flip_test=False, facing_model=None):
-    """Write the pose SavedModel (decoding, the flip test and the facing classifier where asked, inside)
-    atomically."""
-    facing_model = facing_model_like(model, facing_model)
+                      flip_test=False, facing_model=None, refiner_model=None):
+    """Write the pose SavedModel (decoding, the flip test, the facing classifier and the joint refiner where asked,
+    inside) atomically."""
+    facing_model, refiner_model = computing_like(model, facing_model), computing_like(model, refiner_model)
     predict = make_pose_predictor(model, output_stride=output_stride, bone_lengths=bone_lengths,
-                                  compiled_decoding=xla_decoding, flip_test=flip_test, facing_model=facing_model)
-    metadata = {**pose_metadata(model, output_stride, bone_lengths, flip_test, facing_model),
+                                  compiled_decoding=xla_decoding, flip_test=flip_test, facing_model=facing_model,
+                                  refiner_model=refiner_model)
+    metadata = {**pose_metadata(model, output_stride, bone_lengths, flip_test, facing_model, refiner_model),
                 "xla_decoding": bool(xla_decoding)}
-    return export_with_intrinsics(tracked_models(model, facing_model), destination, predict, metadata)
+    return export_with_intrinsics(tracked_models(model, facing_model, refiner_model), destination, predict, metadata)
 
 
-def facing_model_like(model, facing_model):
-    """The facing classifier computing in the pose network's precision (under mixed_bfloat16 it takes ~0.6x the
-    time of float32 on this CPU, and its answers move by < 0.01); None stays None."""
-    if facing_model is None or compute_policy(facing_model) == compute_policy(model):
-        return facing_model
-    return copy_with_policy(facing_model, compute_policy(model))
+def computing_like(model, crop_model):
+    """A crop model (facing classifier, joint refiner) computing in the pose network's precision (the facing
+    classifier under mixed_bfloat16 takes ~0.6x the time of float32 on this CPU, and its answers move by < 0.01);
+    None stays None."""
+    if crop_model is None or compute_policy(crop_model) == compute_policy(model):
+        return crop_model
+    return copy_with_policy(crop_model, compute_policy(model))
 
 
-def tracked_models(model, facing_model=None):
+def tracked_models(model, *crop_models):
     """The Keras models an export of the pose predictor must track (their variables are its weights)."""
-    return [model] if facing_model is None else [model, facing_model]
+    return [model, *(crop_model for crop_model in crop_models if crop_model is not None)]

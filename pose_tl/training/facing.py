@@ -46,10 +46,10 @@ def facing_examples(frames, rng=None):
     crops, labels = [], []
     for batch in same_size_batches(frames, BATCH_FRAMES):
         people = max(frame.num_people for frame in batch)
-        keypoints = np.nan_to_num(_padded([f.joints_2d for f in batch], people)).astype(np.float32)
-        visible = _padded([f.visibility for f in batch], people) == VISIBLE
+        keypoints = np.nan_to_num(padded([f.joints_2d for f in batch], people)).astype(np.float32)
+        visible = padded([f.visibility for f in batch], people) == VISIBLE
         if rng is not None:
-            keypoints, visible = _shaken(keypoints, visible, rng)
+            keypoints, visible = shaken(keypoints, visible, rng)
         depth_m = np.stack([f.depth_mm for f in batch]).astype(np.float32) / 1000.0
         batch_crops = person_crops(depth_m, keypoints, visible).numpy()
         for i, frame in enumerate(batch):
@@ -93,7 +93,7 @@ def train_facing_classifier(train_frames, validation_frames, *, epochs, seed, lo
     return model, report
 
 
-def _shaken(keypoints, visible, rng):
+def shaken(keypoints, visible, rng):
     """keypoints [N, P, J, 2] and visible [N, P, J] moved and thinned as decoding's joints differ from labels."""
     y = keypoints[..., 1]
     height = np.where(visible.any(-1), np.max(np.where(visible, y, -np.inf), -1) - np.min(np.where(visible, y, np.inf),
@@ -104,7 +104,7 @@ def _shaken(keypoints, visible, rng):
     return moved, visible & (rng.uniform(size=visible.shape) >= JOINT_DROPOUT)
 
 
-def _padded(arrays, people):
+def padded(arrays, people):
     """Per-frame arrays [P_i, ...] stacked as [N, people, ...], zero-padded."""
     out = np.zeros((len(arrays), people, *arrays[0].shape[1:]), arrays[0].dtype)
     for i, array in enumerate(arrays):

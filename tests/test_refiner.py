@@ -1,0 +1,99 @@
+"""The joint refiner: crops and targets in agreement, its peaks mapped back to the frame, and people refined."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pose_tl.data.people.engine import render_people_frame
+from pose_tl.data.people.skeleton import FLIP_INDEX, NUM_JOINTS
+from pose_tl.data.people.tfds_builder import default_settings
+from pose_tl.decoding.facing import on_person_slots, person_boxes
+from pose_tl.decoding.refining import (REFINED_MIN_PEAK, REFINER_CROP_SIZE, REFINER_STRIDE, frame_to_heatmap,
+                                       heatmap_to_frame, refine_people)
+from pose_tl.training.refiner import gaussian_heatmaps, refiner_examples
+
+HEATMAP_SIZE = (REFINER_CROP_SIZE[0] // REFINER_STRIDE, REFINER_CROP_SIZE[1] // REFINER_STRIDE)
+
+
+def standing_person(x0=20.0, y0=10.0, scale=1.0):
+    """[J, 2] a person's joints in frame pixels, roughly upright."""
+    rng = np.random.default_rng(3)
+    offsets = np.stack([rng.uniform(-8, 8, NUM_JOINTS), np.linspace(0, 40, NUM_JOINTS)], axis=-1)
+    return (np.array([x0, y0]) + offsets * scale).astype(np.float32)
+
+
+def test_heatmap_and_frame_coordinates_are_inverse():
+    joints = standing_person()[None, None]  # [1, 1, J, 2]
+    boxes = person_boxes(joints, tf.ones(joints.shape[:3], tf.bool))[:, :, None]
+    cells = frame_to_heatmap(joints, boxes, HEATMAP_SIZE)
+    np.testing.assert_allclose(heatmap_to_frame(cells, boxes, HEATMAP_SIZE).numpy(), joints, atol=1e-4)
+    assert np.all((cells.numpy() > 0) & (cells.numpy() < np.array(HEATMAP_SIZE[::-1])))  # within the crop
+
+
+def test_refine_people_moves_joints_to_the_refiners_peaks_and_keeps_the_weak_ones():
+    stride = 4
+    truth = standing_person()  # where the refiner says the joints are
+    grouped = truth + np.float32(3.0)  # the bottom-up head's, 3 pixels off
+    keypoints = (grouped / stride)[None, None]  # output-map pixels, [1, 1, J, 2]
+    scores = np.full((1, 1, NUM_JOINTS), 0.9, np.float32)
+    boxes = person_boxes(grouped[None, None], tf.ones((1, 1, NUM_JOINTS), tf.bool))[0, 0].numpy()
+    cells = frame_to_heatmap(truth[None], boxes[None, None], HEATMAP_SIZE).numpy()[0]
+    maps = gaussian_heatmaps(cells, np.ones(NUM_JOINTS, bool), HEATMAP_SIZE)
+    weak = [0, 5]
+    maps[..., weak] *= REFINED_MIN_PEAK / 2  # unsure: the grouped joint stays
+    maps[..., 7] *= 0.6
+    people = (tf.constant(keypoints), tf.constant(scores), tf.constant([[0.8]]), tf.constant([1]))
+    refined, refined_scores, _, count = refine_people(people, tf.constant(maps[None, None]), stride=stride)
+    refined = refined.numpy()[0, 0] * stride
+    strong = [j for j in range(NUM_JOINTS) if j not in weak]
+    np.testing.assert_allclose(refined[strong], truth[strong], atol=0.05)  # sub-pixel: Gaussian peaks are exact
+    np.testing.assert_allclose(refined[weak], grouped[weak], atol=1e-5)
+    assert refined_scores.numpy()[0, 0, 7] == pytest.approx(maps[..., 7].max())  # the peak cell's height, < 0.6
+    assert refined_scores.numpy()[0, 0, weak].tolist() == pytest.approx([0.9, 0.9]) and int(count[0]) == 1
+
+
+def test_on_person_slots_computes_the_wanted_slots_only():
+    crops = tf.random.uniform((2, 3, 4, 2, 1), seed=1)
+    calls = []
+
+    def network(batch):
+        calls.append(int(batch.shape[0]))
+        return tf.reduce_sum(batch, axis=[1, 2, 3])[:, None] * tf.ones((1, 5))
+
+    every = on_person_slots(network, crops).numpy()
+    wanted = tf.constant([[True, False, True], [False, False, False]])
+    some = on_person_slots(network, crops, wanted, fill=-1.0).numpy()
+    assert every.shape == some.shape == (2, 3, 5)
+    np.testing.assert_allclose(some[wanted.numpy()], every[wanted.numpy()], rtol=1e-6)
+    assert np.all(some[~wanted.numpy()] == -1.0)
+    assert calls == [6, 3]  # every slot; the two wanted plus one dropped (an empty batch fails in TensorFlow)
+
+
+def test_refiner_examples_have_their_targets_at_the_labelled_joints():
+    settings = default_settings(people=(1, 3), distance_m=(1.5, 4.0))
+    frames = [render_people_frame(7, index, settings) for index in range(6)]
+    crops, targets, joints, in_frame, boxes = refiner_examples(frames)
+    assert crops.shape[1:] == (*REFINER_CROP_SIZE, 1) and targets.shape[1:] == (*HEATMAP_SIZE, NUM_JOINTS)
+    assert len(crops) == len(targets) == len(joints) >= len(frames)
+    person = (crops[..., 0] < 1.0).mean(axis=(1, 2))
+    assert np.all(person > 0.05)  # each crop shows its person (background reads 1.5)
+    peak = targets.reshape(len(targets), -1, NUM_JOINTS).argmax(axis=1)
+    rows, cols = np.unravel_index(peak, HEATMAP_SIZE)
+    found = heatmap_to_frame(np.stack([cols + 0.5, rows + 0.5], -1).astype(np.float32), boxes[:, None],
+                             HEATMAP_SIZE).numpy()
+    inside = in_frame & np.all((frame_to_heatmap(joints, boxes[:, None], HEATMAP_SIZE).numpy() >= 0)
+                               & (frame_to_heatmap(joints, boxes[:, None], HEATMAP_SIZE).numpy()
+                                  < np.array(HEATMAP_SIZE[::-1])), axis=-1)
+    cell = (boxes[:, 2] - boxes[:, 0])[:, None] / HEATMAP_SIZE[0]
+    assert inside.mean() > 0.8
+    assert np.all(np.linalg.norm(found - joints, axis=-1)[inside] <= cell.repeat(NUM_JOINTS, 1)[inside])
+    assert np.all(targets.max(axis=(1, 2))[~in_frame] == 0.0)  # no target where the joint is out of the frame
+
+
+def test_mirrored_targets_are_the_targets_of_the_mirrored_person():
+    cells = np.array([[3.5 + j % 5, 2.0 + 2 * j] for j in range(NUM_JOINTS)], np.float32)
+    maps = gaussian_heatmaps(cells, np.ones(NUM_JOINTS, bool), HEATMAP_SIZE)
+    mirrored_cells = cells.copy()
+    mirrored_cells[:, 0] = HEATMAP_SIZE[1] - cells[:, 0]
+    expected = gaussian_heatmaps(mirrored_cells[list(FLIP_INDEX)], np.ones(NUM_JOINTS, bool), HEATMAP_SIZE)
+    np.testing.assert_allclose(maps[:, ::-1][..., list(FLIP_INDEX)], expected, atol=1e-6)  # as training mirrors
