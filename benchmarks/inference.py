@@ -7,10 +7,13 @@ Random weights (latency does not depend on them). Rows, at batch 1 and 8:
   tflite / onnx    the same classifier from `pose-tl export --format tflite|onnx` (float32; class names in JSON)
   pose network     with --pose: the pose recipe's Keras model (backbone and feature-pyramid head), no decoding
   pose saved_model with --pose: its SavedModel end to end (+ peak finding, PAF matching, 3D lifting, XLA-compiled;
-                   the facing classifier on the people it could turn: random weights assemble ~10 people per frame,
-                   of whom ~6 could be, the worst case)
-  pose sm, no facing   the same SavedModel without the facing classifier (`model.pose.facing_epochs: 0`)
+                   the facing classifier on the people it could turn and the joint refiner on every person: random
+                   weights assemble ~10 people per frame, of whom ~6 could be turned, the worst case)
+  pose sm, no refiner  the same SavedModel without the joint refiner (`model.pose.refine_epochs: 0`)
+  pose sm, no crop models  and without the facing classifier either (`model.pose.facing_epochs: 0` too)
   pose tflite/onnx with --pose: the same from `pose-tl export --format tflite|onnx` (float32, decoding inside)
+  trained ...      with --pose-run DIR: a trained pose run's SavedModel on its recipe's test frames (the people it
+                   finds set the crop models' work), and its checkpoint exported without the refiner / crop models
   detector ...     with --detector: the person detector recipe's SavedModel, .tflite and .onnx end to end (RPN and
                    depth proposals, RoIAlign, box head, NMS; its VGG16 stops at block 4, the ratio is still to the
                    whole backbone)
@@ -18,11 +21,12 @@ The ratio is to the backbone row of the same precision (the SavedModel runs unde
 timed in the same rounds: each round calls every row once, so drift of the machine hits them alike.
 
     .venv/bin/python benchmarks/inference.py [--input-size 96 128] [--frame-size 120 160] [--repeats 20] [--pose]
-        [--detector] [--set model.pose.stages=1 ...]
+        [--pose-run runs/bench/hed-bsds500] [--detector] [--set model.pose.stages=1 ...]
 """
 
 import argparse
 import functools
+import json
 import os
 import statistics
 import tempfile
@@ -72,6 +76,7 @@ def build_pose_model(input_size, policy, overrides=()):
     from pose_tl.data.people.skeleton import JOINT_NAMES, PAF_LIMBS
     from pose_tl.models.facing import build_facing_classifier
     from pose_tl.models.factory import build_pose_model as build
+    from pose_tl.models.refiner import build_joint_refiner
     from pose_tl.training.precision import dtype_policy
 
     recipe = load_recipe(RECIPES / "pose_vgg16_depth.yaml",
@@ -79,9 +84,11 @@ def build_pose_model(input_size, policy, overrides=()):
                           *overrides])
     with dtype_policy(policy):
         model = build(recipe.model, len(JOINT_NAMES), len(PAF_LIMBS))
-    # The recipe's facing classifier (random weights: the same work as a trained one) runs inside decoding.
-    facing_model = build_facing_classifier(seed=0) if recipe.model.pose.facing_epochs else None
-    return model, recipe.model.pose.output_stride, facing_model
+    # The recipe's facing classifier and joint refiner (random weights: the same work as trained ones per person)
+    # run inside decoding.
+    crop_models = {"facing_model": build_facing_classifier(seed=0) if recipe.model.pose.facing_epochs else None,
+                   "refiner_model": build_joint_refiner(seed=0) if recipe.model.pose.refine_epochs else None}
+    return model, recipe.model.pose.output_stride, crop_models
 
 
 def build_detector(input_size, policy):
@@ -189,14 +196,21 @@ def rows(args, policy, folder):
         table.append(("onnx", "float32", onnx_runner(export_model_file(model, folder / "onnx", "onnx")),
                       frames))
     if args.pose:
-        pose_model, stride, facing_model = build_pose_model(args.input_size, policy, args.set)
-        export_pose_model(pose_model, folder / "pose", output_stride=stride, facing_model=facing_model)
+        pose_model, stride, crop_models = build_pose_model(args.input_size, policy, args.set)
+        export_pose_model(pose_model, folder / "pose", output_stride=stride, **crop_models)
         table.append(("pose network", policy, network_runner(pose_model), preprocessed))
         table.append(("pose saved_model", policy, saved_model_runner(folder / "pose"), frames))
-        if facing_model is not None:  # what the facing classifier costs, in the same rounds
+        # what the joint refiner and the facing classifier cost, in the same rounds
+        if crop_models["refiner_model"] is not None:
+            export_pose_model(pose_model, folder / "pose_unrefined", output_stride=stride,
+                              facing_model=crop_models["facing_model"])
+            table.append(("pose sm, no refiner", policy, saved_model_runner(folder / "pose_unrefined"), frames))
+        if any(crop_model is not None for crop_model in crop_models.values()):
             export_pose_model(pose_model, folder / "pose_plain", output_stride=stride)
-            table.append(("pose sm, no facing", policy, saved_model_runner(folder / "pose_plain"), frames))
-        table += files_with_intrinsics("pose", pose_model, output_stride=stride, facing_model=facing_model)
+            table.append(("pose sm, no crop models", policy, saved_model_runner(folder / "pose_plain"), frames))
+        table += files_with_intrinsics("pose", pose_model, output_stride=stride, **crop_models)
+    if args.pose_run:
+        table += trained_pose_rows(args.pose_run, args.input_size, policy, folder)
     if args.detector:
         detector, detection = build_detector(args.input_size, policy)
         export_detector(detector, folder / "detector", detection_config=detection, class_names=["person"],
@@ -204,6 +218,41 @@ def rows(args, policy, folder):
         table.append(("detector saved_model", policy, saved_model_runner(folder / "detector"), frames))
         table += files_with_intrinsics("detector", detector, detection_config=detection)
     return table
+
+
+def trained_pose_rows(run_dir, input_size, policy, folder):
+    """Rows of a trained pose run (`pose-tl train --out run_dir`) on its recipe's test frames: its SavedModel, and
+    its checkpoint exported without the joint refiner and without any crop model; the people it finds per frame,
+    not random maps', set the work of the crop models."""
+    from pose_tl.config import load_recipe
+    from pose_tl.data.people_sources import people_frames
+    from pose_tl.export.loading import load_crop_models, load_keras_model
+    from pose_tl.export.pose_saved_model import export_pose_model
+
+    run_dir = Path(run_dir)
+    recipe = load_recipe(run_dir / "recipe.resolved.yaml")
+    if list(recipe.model.input_size) != list(input_size):
+        raise SystemExit(f"{run_dir}: its input size {recipe.model.input_size} is not --input-size {input_size}")
+    test = np.stack([frame.depth_mm for frame in people_frames(recipe.data, recipe.seed, "test", 16)])
+    people = load_crop_models(run_dir / "checkpoints" / "final.keras")
+    checkpoint = load_keras_model(run_dir / "checkpoints" / "final.keras")
+    bone_lengths = json.loads((run_dir / "bone_lengths.json").read_text())
+    stride = recipe.model.pose.output_stride
+    export_pose_model(checkpoint, folder / "trained_unrefined", output_stride=stride, bone_lengths=bone_lengths,
+                      facing_model=people["facing_model"])
+    export_pose_model(checkpoint, folder / "trained_plain", output_stride=stride, bone_lengths=bone_lengths)
+    served = saved_model_runner(run_dir / "saved_model")
+    count = served(test)["num_people"]
+    print(f"{run_dir}: {count.mean():.2f} people per test frame ({len(test)} frames)")
+    cycle = {"next": 0}
+
+    def frames(batch):
+        start = cycle["next"] = (cycle["next"] + batch) % len(test)
+        return np.take(test, range(start, start + batch), axis=0, mode="wrap")
+
+    return [("trained pose sm", policy, served, frames),
+            ("trained, no refiner", policy, saved_model_runner(folder / "trained_unrefined"), frames),
+            ("trained, no crop models", policy, saved_model_runner(folder / "trained_plain"), frames)]
 
 
 def time_rows(table, warmup, repeats):
@@ -228,6 +277,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--pose", action="store_true", help="also the pose SavedModel (decoding inside)")
+    parser.add_argument("--pose-run", type=Path, default=None, help="also a trained pose run's SavedModel on its test "
+                        "frames, with and without its crop models (e.g. the accuracy benchmark's out/hed-bsds500)")
     parser.add_argument("--detector", action="store_true", help="also the person detector's exports")
     parser.add_argument("--no-onnx", action="store_true", help="skip onnxruntime (pose_tl[onnx] not installed)")
     parser.add_argument("--set", action="append", default=[], help="pose recipe override, as `pose-tl train --set` "
@@ -241,10 +292,10 @@ def main():
     print(f"\nVGG16 depth classifier, input {args.input_size[0]}x{args.input_size[1]}, frames "
           f"{args.frame_size[0]}x{args.frame_size[1]} uint16, {os.cpu_count()} CPU cores, median of {args.repeats}"
           f"{'; pose: ' + ' '.join(args.set) if args.set else ''}")
-    print(f"{'model':<22}{'precision':<16}{'batch':>6}{'ms/batch':>10}{'img/s':>9}{'x backbone':>12}")
+    print(f"{'model':<26}{'precision':<16}{'batch':>6}{'ms/batch':>10}{'img/s':>9}{'x backbone':>12}")
     for (name, precision, batch), ms in results.items():
         ratio = ms / results[("backbone", precision, batch)]
-        print(f"{name:<22}{precision:<16}{batch:>6}{ms:>10.1f}{1000.0 * batch / ms:>9.1f}{ratio:>12.2f}")
+        print(f"{name:<26}{precision:<16}{batch:>6}{ms:>10.1f}{1000.0 * batch / ms:>9.1f}{ratio:>12.2f}")
 
 
 if __name__ == "__main__":

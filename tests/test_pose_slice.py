@@ -142,14 +142,17 @@ def pose_run(tmp_path_factory):
 
 def test_pose_train_writes_checkpoint_metrics_and_saved_model(pose_run):
     recipe, run, result = pose_run
-    for name in ("checkpoints/final.keras", "checkpoints/facing.keras", "logs/0_head.csv", "logs/1_finetune.csv",
-                 "recipe.resolved.yaml", "eval/metrics.json", "eval/metrics.txt", "saved_model/saved_model.pb",
-                 "saved_model/pose_tl.json", "bone_lengths.json"):
+    for name in ("checkpoints/final.keras", "checkpoints/facing.keras", "checkpoints/refiner.keras",
+                 "logs/0_head.csv", "logs/1_finetune.csv", "recipe.resolved.yaml", "eval/metrics.json",
+                 "eval/metrics.txt", "saved_model/saved_model.pb", "saved_model/pose_tl.json", "bone_lengths.json"):
         assert (run / name).exists(), name
-    assert json.loads((run / "saved_model/pose_tl.json").read_text())["facing_classifier"] is True
-    assert "facing classifier:" in result.output
-    facing = json.loads((run / "logs/facing.json").read_text())
-    assert facing["epochs"] == 1 and facing["train_examples"] > 0 and 0.0 <= facing["validation_accuracy"] <= 1.0
+    metadata = json.loads((run / "saved_model/pose_tl.json").read_text())
+    assert metadata["facing_classifier"] is True and metadata["joint_refiner"] is True
+    assert "facing classifier:" in result.output and "joint refiner:" in result.output
+    for report in ("facing", "refiner"):
+        trained = json.loads((run / f"logs/{report}.json").read_text())
+        assert trained["epochs"] == 1 and trained["train_examples"] > 0, report
+        assert 0.0 <= trained["validation_accuracy"] <= 1.0, report
     header = (run / "logs/1_finetune.csv").read_text().splitlines()[0]
     assert "val_heatmaps_loss" in header and "val_pafs_stage1_loss" in header
     metrics = json.loads((run / "eval/metrics.json").read_text())
@@ -159,14 +162,15 @@ def test_pose_train_writes_checkpoint_metrics_and_saved_model(pose_run):
     assert inspected.exit_code == 0 and "pose head (2 stages)" in inspected.output
 
 
-def test_pose_resume_of_a_finished_run_keeps_its_facing_classifier(pose_run, tmp_path):
+def test_pose_resume_of_a_finished_run_keeps_its_facing_classifier_and_joint_refiner(pose_run, tmp_path):
     recipe, run, _ = pose_run
-    classifier = run / "checkpoints/facing.keras"
-    trained_at = classifier.stat().st_mtime_ns
+    crop_models = [run / "checkpoints/facing.keras", run / "checkpoints/refiner.keras"]
+    trained_at = [path.stat().st_mtime_ns for path in crop_models]
     resumed = invoke("train", recipe, "--out", run, "--resume", "--no-export")
     assert resumed.exit_code == 0, resumed.output
     assert "facing classifier: kept" in resumed.output and "training examples" not in resumed.output
-    assert classifier.stat().st_mtime_ns == trained_at
+    assert "joint refiner: kept" in resumed.output and "training crops" not in resumed.output
+    assert [path.stat().st_mtime_ns for path in crop_models] == trained_at
     # other settings for it: trained again (on a copy, so the module's run stays as it was)
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
@@ -175,6 +179,11 @@ def test_pose_resume_of_a_finished_run_keeps_its_facing_classifier(pose_run, tmp
     assert retrained.exit_code == 0, retrained.output
     assert "facing classifier: kept" not in retrained.output and "2 epochs" in retrained.output
     assert json.loads((copy / "logs/facing.json").read_text())["epochs"] == 2
+    assert "joint refiner: kept" in retrained.output  # its own epochs did not change
+    # none asked for: the refiner an earlier attempt left is removed, as it would move this model's joints
+    unrefined = invoke("train", recipe, "--out", copy, "--resume", "--no-export", "--set", "model.pose.refine_epochs=0")
+    assert unrefined.exit_code == 0, unrefined.output
+    assert not (copy / "checkpoints/refiner.keras").exists()
 
 
 def test_pose_evaluate_and_predict(pose_run, tmp_path):

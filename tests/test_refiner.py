@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from pose_tl.data.people.engine import render_people_frame
-from pose_tl.data.people.skeleton import FLIP_INDEX, NUM_JOINTS
+from pose_tl.data.people.skeleton import FLIP_INDEX, JOINT, NUM_JOINTS
 from pose_tl.data.people.tfds_builder import default_settings
 from pose_tl.decoding.facing import on_person_slots, person_boxes
 from pose_tl.decoding.refining import (REFINED_MIN_PEAK, REFINER_CROP_SIZE, REFINER_STRIDE, frame_to_heatmap,
@@ -97,3 +97,35 @@ def test_mirrored_targets_are_the_targets_of_the_mirrored_person():
     mirrored_cells[:, 0] = HEATMAP_SIZE[1] - cells[:, 0]
     expected = gaussian_heatmaps(mirrored_cells[list(FLIP_INDEX)], np.ones(NUM_JOINTS, bool), HEATMAP_SIZE)
     np.testing.assert_allclose(maps[:, ::-1][..., list(FLIP_INDEX)], expected, atol=1e-6)  # as training mirrors
+
+
+def test_decode_people_with_a_refiner_moves_present_people_only_where_it_is_sure():
+    from pose_tl.data.people.targets import joint_heatmaps, part_affinity_fields
+    from pose_tl.decoding.people import decode_people
+
+    settings = default_settings(people=(2, 2), noise="clean", distance_m=(2.0, 3.5))
+    frame = render_people_frame(5, 1, settings)
+    visibility = tf.constant(frame.visibility.astype(np.int32))
+    heatmaps = joint_heatmaps(tf.constant(frame.joints_2d), visibility, (30, 40), 4, 1.5)[None]
+    pafs = part_affinity_fields(tf.constant(frame.joints_2d), visibility, (30, 40), 4, 1.0)[None]
+    centre = np.zeros((*HEATMAP_SIZE, NUM_JOINTS), np.float32)
+    centre[HEATMAP_SIZE[0] // 2, HEATMAP_SIZE[1] // 2] = 0.5  # every joint at the crop's centre, half sure
+
+    def decode(joint_refiner):
+        out = decode_people(heatmaps, pafs, frame.depth_mm[None] / 1000.0, frame.intrinsics[None], stride=4,
+                            joint_refiner=joint_refiner)
+        return {name: value.numpy()[0] for name, value in out.items()}
+
+    unsure = decode(lambda crops: tf.zeros([tf.shape(crops)[0], *HEATMAP_SIZE, NUM_JOINTS]))
+    grouped = decode(None)
+    assert grouped["num_people"] == 2
+    for name in ("keypoints_2d", "keypoint_scores", "keypoints_3d"):
+        np.testing.assert_array_equal(unsure[name], grouped[name], err_msg=name)
+    sure = decode(lambda crops: tf.tile(centre[None], [tf.shape(crops)[0], 1, 1, 1]))
+    assert sure["num_people"] == 2
+    for person in range(2):
+        detected = sure["keypoint_scores"][person] > 0
+        assert detected.sum() >= 10 and np.allclose(sure["keypoint_scores"][person][detected], 0.5)
+        placed = sure["keypoints_2d"][person][detected]
+        assert np.ptp(placed, axis=0).max() < 1e-3  # all at one point: the centre of the person's box
+        assert np.linalg.norm(placed[0] - grouped["keypoints_2d"][person, JOINT["torso"]]) < 20
