@@ -1,5 +1,6 @@
 """The pose task's evaluate and predict steps (train lives in `run`, which dispatches on the task)."""
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -93,14 +94,17 @@ def fit_joint_refiner(recipe, checkpoint, report_path, log=print):
     from pose_tl.models.refiner import refiner_model_path
     from pose_tl.training.refiner import train_joint_refiner
 
-    return fit_crop_model(recipe, recipe.model.pose.refine_epochs, train_joint_refiner,
+    filters = recipe.model.pose.refiner_filters
+    return fit_crop_model(recipe, recipe.model.pose.refine_epochs,
+                          functools.partial(train_joint_refiner, base_filters=filters),
                           refiner_model_path(checkpoint), lambda: load_refiner_model(checkpoint), report_path,
-                          "joint refiner", log)
+                          "joint refiner", log, filters=filters)
 
 
-def fit_crop_model(recipe, epochs, train, path, load, report_path, name, log):
+def fit_crop_model(recipe, epochs, train, path, load, report_path, name, log, **settings):
     """Train a model of people's depth crops with `train(train_frames, validation_frames, *, epochs, seed, log) ->
-    (model, report)` and save it as `path`, with its report as `report_path`. With no epochs or nothing to train
+    (model, report)` and save it as `path`, with its report as `report_path` (`settings`: what else shapes the model,
+    for the fingerprint). With no epochs or nothing to train
     on, a model an earlier run left at `path` is removed, as it would act on this model's people. One that an
     earlier attempt of this run trained from the same settings (`--resume`) is kept (`load()`): it depends on the
     labelled people, not on the pose network."""
@@ -111,7 +115,7 @@ def fit_crop_model(recipe, epochs, train, path, load, report_path, name, log):
 
     model = None
     if epochs:
-        fingerprint = crop_training_fingerprint(recipe, epochs)
+        fingerprint = crop_training_fingerprint(recipe, epochs, **settings)
         if path.is_file() and _reported_fingerprint(report_path) == fingerprint:
             log(f"{name}: kept {path} (trained from the same data, seed and epochs)")
             return load()
@@ -119,7 +123,8 @@ def fit_crop_model(recipe, epochs, train, path, load, report_path, name, log):
         model, report = train(people_frames(recipe.data, recipe.seed, "train"),
                               people_frames(recipe.data, recipe.seed, "validation"),
                               epochs=epochs, seed=recipe.seed, log=log)
-        write_json_atomic(report_path, {**report, "epochs": epochs, "seconds": round(time.perf_counter() - start, 1),
+        write_json_atomic(report_path, {**report, "epochs": epochs, **settings,
+                                        "seconds": round(time.perf_counter() - start, 1),
                                         "trained_from": fingerprint if model is not None else None})
     if model is None:
         path.unlink(missing_ok=True)
@@ -129,11 +134,12 @@ def fit_crop_model(recipe, epochs, train, path, load, report_path, name, log):
     return model
 
 
-def crop_training_fingerprint(recipe, epochs):
-    """A hash of what a crop model is trained from: the recipe's data settings, seed and the model's epochs."""
+def crop_training_fingerprint(recipe, epochs, **settings):
+    """A hash of what a crop model is trained from: the recipe's data settings, seed, the model's epochs and
+    `settings`."""
     from pose_tl.config.loading import recipe_to_dict
 
-    settings = {"data": recipe_to_dict(recipe)["data"], "seed": recipe.seed, "epochs": epochs}
+    settings = {"data": recipe_to_dict(recipe)["data"], "seed": recipe.seed, "epochs": epochs, **settings}
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

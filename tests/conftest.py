@@ -37,7 +37,8 @@ def tiny_pose_recipe_dict(tmp_path, **extra):
     recipe = {
         "task": "pose", "seed": 1,
         "model": {"backbone": {"weights": "none"}, "input_size": [32, 64],
-                  "pose": {"channels": 8, "stages": 2, "facing_epochs": 1, "refine_epochs": 1}},
+                  "pose": {"channels": 8, "stages": 2, "facing_epochs": 1, "refine_epochs": 1,
+                           "refiner_filters": 8}},
         "data": {"source": "synthetic", "batch_size": 4,
                  "synthetic": {"image_size": [48, 64], "train_frames": 8, "validation_frames": 4, "test_frames": 2,
                                "data_dir": str(tmp_path / "tfds")}},

@@ -153,6 +153,10 @@ def test_pose_train_writes_checkpoint_metrics_and_saved_model(pose_run):
         trained = json.loads((run / f"logs/{report}.json").read_text())
         assert trained["epochs"] == 1 and trained["train_examples"] > 0, report
         assert 0.0 <= trained["validation_accuracy"] <= 1.0, report
+    from pose_tl.export.loading import load_refiner_model
+
+    refiner = load_refiner_model(run / "checkpoints/final.keras")
+    assert refiner.layers[1].filters == 8 and json.loads((run / "logs/refiner.json").read_text())["filters"] == 8
     header = (run / "logs/1_finetune.csv").read_text().splitlines()[0]
     assert "val_heatmaps_loss" in header and "val_pafs_stage1_loss" in header
     metrics = json.loads((run / "eval/metrics.json").read_text())
@@ -179,7 +183,10 @@ def test_pose_resume_of_a_finished_run_keeps_its_facing_classifier_and_joint_ref
     assert retrained.exit_code == 0, retrained.output
     assert "facing classifier: kept" not in retrained.output and "2 epochs" in retrained.output
     assert json.loads((copy / "logs/facing.json").read_text())["epochs"] == 2
-    assert "joint refiner: kept" in retrained.output  # its own epochs did not change
+    assert "joint refiner: kept" in retrained.output  # its own settings did not change
+    narrower = invoke("train", recipe, "--out", copy, "--resume", "--no-export", "--set", "model.pose.refiner_filters=4")
+    assert narrower.exit_code == 0, narrower.output
+    assert "joint refiner: kept" not in narrower.output and "training crops" in narrower.output
     # none asked for: the refiner an earlier attempt left is removed, as it would move this model's joints
     unrefined = invoke("train", recipe, "--out", copy, "--resume", "--no-export", "--set", "model.pose.refine_epochs=0")
     assert unrefined.exit_code == 0, unrefined.output

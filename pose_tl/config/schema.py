@@ -94,6 +94,9 @@ class PoseHeadConfig:
     # decoding moves each grouped joint to its peak (`pose_tl.decoding.refining`). Saved as
     # checkpoints/refiner.keras, inside the SavedModel. 0: no refiner.
     refine_epochs: int = bounded(0, min=0, max=1000)
+    # The refiner's width: its first level's filters, doubled at each of its 3 poolings. Its cost per person grows
+    # with the square (32: ~0.5 GFLOP).
+    refiner_filters: int = bounded(32, min=4, max=256)
 
 
 @dataclass(frozen=True)

@@ -63,10 +63,11 @@ def gaussian_heatmaps(cells, has_target, heatmap_size):
     return (np.exp(-squared / (2.0 * REFINER_HEATMAP_SIGMA ** 2)) * has_target).astype(np.float32)
 
 
-def train_joint_refiner(train_frames, validation_frames, *, epochs, seed, log=print):
+def train_joint_refiner(train_frames, validation_frames, *, epochs, seed, base_filters=None, log=print):
     """A fitted joint refiner and its report ({"train_examples", "validation_people", "validation_accuracy": the share
     of in-frame validation joints refined within `ACCURACY_DISTANCE` of the box height, from crops cut at the labels}),
-    or (None, report) where no training person has enough visible joints."""
+    or (None, report) where no training person has enough visible joints. `base_filters`: the refiner's width (None:
+    `pose_tl.models.refiner.BASE_FILTERS`)."""
     import keras
 
     from pose_tl.models.refiner import build_joint_refiner
@@ -83,7 +84,7 @@ def train_joint_refiner(train_frames, validation_frames, *, epochs, seed, log=pr
     targets = np.concatenate([targets, targets[:, :, ::-1][..., list(FLIP_INDEX)]])
     report = {"train_examples": int(len(crops))}  # shaken copies of each person, and their mirror images
     keras.utils.set_random_seed(seed)
-    model = build_joint_refiner(seed)
+    model = build_joint_refiner(seed, **({"base_filters": base_filters} if base_filters else {}))
     steps = epochs * int(np.ceil(len(crops) / BATCH_SIZE))
     model.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(LEARNING_RATE, steps)),
                   ForegroundWeightedMSE(FOREGROUND_WEIGHT))
