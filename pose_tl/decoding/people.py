@@ -68,15 +68,20 @@ def assemble_people(heatmaps, pafs, *, peak_threshold=0.2, max_peaks=8, max_peop
 
 
 def facing_crops(depth_m, people, *, stride, min_joint_score=0.3):
-    """[N, P, h, w, 1] each assembled person's depth crop for the facing classifier (`pose_tl.decoding.facing`)."""
+    """[N, P, h, w, 1] each assembled person's depth crop for the facing classifier (`pose_tl.decoding.facing`).
+
+    `stride`: `depth_m`'s pixels per output pixel, a number or (x, y) (crops are cut from the frame as given, at its
+    own resolution, as the training crops are, not from the network's resized input)."""
     keypoints, keypoint_scores, _, _ = people
-    return person_crops(tf.cast(depth_m, tf.float32), keypoints * float(stride), keypoint_scores >= min_joint_score)
+    return person_crops(tf.cast(depth_m, tf.float32), keypoints * tf.cast(stride, tf.float32),
+                        keypoint_scores >= min_joint_score)
 
 
 def refining_crops(depth_m, people, *, stride, min_joint_score=0.3):
-    """[N, P, h, w, 1] each assembled person's depth crop for the joint refiner (`pose_tl.decoding.refining`)."""
+    """[N, P, h, w, 1] each assembled person's depth crop for the joint refiner (`pose_tl.decoding.refining`);
+    `stride` as for `facing_crops`."""
     keypoints, keypoint_scores, _, _ = people
-    return refiner_crops(depth_m, keypoints * float(stride), keypoint_scores >= min_joint_score)
+    return refiner_crops(depth_m, keypoints * tf.cast(stride, tf.float32), keypoint_scores >= min_joint_score)
 
 
 def present_people(people):

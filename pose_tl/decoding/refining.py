@@ -58,11 +58,13 @@ def refined_joints(heatmaps, keypoints, found):
 
 def refine_people(people, heatmaps, *, stride, min_joint_score=0.3):
     """Assembled `people` (output-map pixels; `people.assemble_people`) with each joint the refiner's `heatmaps`
-    [N, P, h, w, J] peak at `REFINED_MIN_PEAK` or above moved there, its score the peak's height (at most 1)."""
+    [N, P, h, w, J] peak at `REFINED_MIN_PEAK` or above moved there, its score the peak's height (at most 1).
+    `stride`: the crops' depth pixels per output pixel, a number or (x, y) (`people.refining_crops`)."""
     keypoints, keypoint_scores, person_scores, count = people
-    refined, peak = refined_joints(heatmaps, keypoints * float(stride), keypoint_scores >= min_joint_score)
+    stride = tf.cast(stride, tf.float32)
+    refined, peak = refined_joints(heatmaps, keypoints * stride, keypoint_scores >= min_joint_score)
     use = (peak >= REFINED_MIN_PEAK) & tf.expand_dims(present_slots(count, tf.shape(keypoints)[1]), -1)
-    keypoints = tf.where(tf.expand_dims(use, -1), refined / float(stride), keypoints)  # TFLite: no bool [..., None]
+    keypoints = tf.where(tf.expand_dims(use, -1), refined / stride, keypoints)  # TFLite: no bool [..., None]
     keypoint_scores = tf.where(use, tf.minimum(peak, 1.0), keypoint_scores)
     return keypoints, keypoint_scores, person_scores, count
 

@@ -62,21 +62,27 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
     def prepare(depth):
         return resize_depth(tf.expand_dims(depth_to_metres(depth), -1), (input_h, input_w))  # TFLite: no [..., None]
 
-    def assemble(maps, metres):
+    def frame_pixels(frame_shape):
+        """(x, y) frame pixels per output pixel."""
+        return float(output_stride) * tf.cast(frame_shape[::-1], tf.float32) / tf.constant([input_w, input_h],
+                                                                                          tf.float32)
+
+    def assemble(maps, depth):
         people = assemble_people(maps[HEATMAPS], maps[PAFS], max_people=max_people, loop=compiled_decoding)
         out = {"people": people}
+        # The crop models' crops are cut from the frame as given (its own resolution, as the training crops are).
         # compiled: only the people a crop model acts on are computed; else every slot (a static graph to convert)
+        frame_m, stride = depth_to_metres(depth), frame_pixels(tf.shape(depth)[1:3])
         if refiner_model is not None:
-            out.update(refiner_crops=refining_crops(metres[..., 0], people, stride=output_stride),
+            out.update(refiner_crops=refining_crops(frame_m, people, stride=stride),
                        present=present_people(people) if compiled_decoding else None)
         if facing_model is not None:
-            out.update(crops=facing_crops(metres[..., 0], people, stride=output_stride),
-                       wanted=turnable_people(people))
+            out.update(crops=facing_crops(frame_m, people, stride=stride), wanted=turnable_people(people))
         return out
 
     def finish(maps, people, facing_probability, refined_maps, metres, intrinsics, frame_shape):
         if refined_maps is not None:
-            people = refine_people(people, refined_maps, stride=output_stride)
+            people = refine_people(people, refined_maps, stride=frame_pixels(frame_shape))
         scale = tf.constant([input_w, input_h], tf.float32) / tf.cast(frame_shape[::-1], tf.float32)  # (sx, sy)
         fx, fy, cx, cy = tf.unstack(tf.cast(intrinsics, tf.float32), axis=-1)
         scaled = tf.stack([fx * scale[0], fy * scale[1], cx * scale[0], cy * scale[1]], axis=-1)
@@ -96,7 +102,7 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
         metres = prepare(depth)
         maps = flip_test_maps(model, metres, DECODED_MAPS) if flip_test else model(metres, training=False)
         maps = {name: maps[name] for name in DECODED_MAPS if name in maps}
-        assembled = assemble(maps, metres)
+        assembled = assemble(maps, depth)
         probability = refined_maps = None
         if facing_model is not None:
             wanted = assembled["wanted"]  # as assembled: the refiner may move joints after
