@@ -147,12 +147,14 @@ def _fit_pose(recipe, data, out_dir, resume, export, verbose, log):
     if data.sizes["validation"]:
         predict = tf.function(make_pose_predictor(model, output_stride=recipe.model.pose.output_stride,
                                                   bone_lengths=bone_lengths, flip_test=recipe.model.pose.flip_test,
+                                                  refine_passes=recipe.model.pose.refine_passes,
                                                   compiled_decoding=recipe.model.pose.xla_decoding, **crop_models))
         result.update(run_pose.evaluate_people(predict, recipe, "validation", out_dir / EVAL_DIR))
     if recipe.train.export_at_end if export is None else export:
         result["saved_model"] = str(export_pose_model(model, out_dir / SAVED_MODEL,
                                                       output_stride=recipe.model.pose.output_stride,
                                                       bone_lengths=bone_lengths, flip_test=recipe.model.pose.flip_test,
+                                                      refine_passes=recipe.model.pose.refine_passes,
                                                       xla_decoding=recipe.model.pose.xla_decoding, **crop_models))
     return result
 
@@ -316,7 +318,7 @@ def _detection_config(checkpoint, recipe):
 
 def _pose_export_options(model, checkpoint, recipe):
     """The output stride of a pose model and the crop models beside its checkpoint (facing classifier, joint
-    refiner); the bone lengths of its recipe's people and its flip test where a pose recipe is given."""
+    refiner); the bone lengths of its recipe's people, its flip test and refiner passes where a pose recipe is given."""
     from pose_tl.export.loading import load_crop_models
 
     stride = model.input_shape[1] // model.get_layer("heatmaps").output.shape[1]
@@ -326,7 +328,7 @@ def _pose_export_options(model, checkpoint, recipe):
     from pose_tl import run_pose
 
     bone_lengths = run_pose.training_bone_lengths(recipe)  # None without training frames: the defaults
-    return {**options, "flip_test": recipe.model.pose.flip_test,
+    return {**options, "flip_test": recipe.model.pose.flip_test, "refine_passes": recipe.model.pose.refine_passes,
             **({"bone_lengths": bone_lengths} if bone_lengths else {})}
 
 

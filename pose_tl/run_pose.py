@@ -157,7 +157,8 @@ def evaluate(recipe, model_path, out_dir, split, command):
     from pose_tl.run_record import write_run_record
 
     model = load_pose_model(model_path, xla_decoding=recipe.model.pose.xla_decoding,
-                            flip_test=recipe.model.pose.flip_test,  # a SavedModel has its own bone lengths
+                            flip_test=recipe.model.pose.flip_test, refine_passes=recipe.model.pose.refine_passes,
+                            # a SavedModel has its own bone lengths
                             bone_lengths=None if Path(model_path).is_dir() else training_bone_lengths(recipe))
     out_dir = prepare_output_dir(out_dir, allow_previous_run=True)
     write_run_record(out_dir, recipe, command)

@@ -148,6 +148,7 @@ def test_pose_train_writes_checkpoint_metrics_and_saved_model(pose_run):
         assert (run / name).exists(), name
     metadata = json.loads((run / "saved_model/pose_tl.json").read_text())
     assert metadata["facing_classifier"] is True and metadata["joint_refiner"] is True
+    assert metadata["refine_passes"] == 2  # the default
     assert "facing classifier:" in result.output and "joint refiner:" in result.output
     for report in ("facing", "refiner"):
         trained = json.loads((run / f"logs/{report}.json").read_text())
@@ -231,7 +232,7 @@ print(json.dumps(bool(np.allclose(a["heatmaps"].numpy(), b["heatmaps"].numpy()))
 
 def test_flip_test_through_evaluate_and_export(pose_run, tmp_path):
     recipe, run, _ = pose_run
-    flip = ("--set", "model.pose.flip_test=true")
+    flip = ("--set", "model.pose.flip_test=true", "--set", "model.pose.refine_passes=3")
     reports = {}
     for name, options in (("plain", ()), ("flip", flip)):
         evaluated = invoke("evaluate", recipe, *options, "--model", run / "checkpoints/final.keras", "--split",
@@ -242,7 +243,8 @@ def test_flip_test_through_evaluate_and_export(pose_run, tmp_path):
     exported = invoke("export", recipe, *flip, "--checkpoint", run / "checkpoints/final.keras",
                       "--out", tmp_path / "sm")
     assert exported.exit_code == 0, exported.output
-    assert json.loads((tmp_path / "sm" / "pose_tl.json").read_text())["flip_test"] is True
+    metadata = json.loads((tmp_path / "sm" / "pose_tl.json").read_text())
+    assert metadata["flip_test"] is True and metadata["refine_passes"] == 3
     (gap,) = run_without_pose_tl("""
 depth = np.random.default_rng(1).uniform(1500, 4000, (1, 48, 64)).astype(np.uint16)
 a = model.signatures["serving_default"](depth=tf.constant(depth))["heatmaps"].numpy()

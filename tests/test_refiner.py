@@ -9,7 +9,7 @@ from pose_tl.data.people.skeleton import FLIP_INDEX, JOINT, NUM_JOINTS
 from pose_tl.data.people.tfds_builder import default_settings
 from pose_tl.decoding.facing import on_person_slots, person_boxes
 from pose_tl.decoding.refining import (REFINED_MIN_PEAK, REFINER_CROP_SIZE, REFINER_STRIDE, frame_to_heatmap,
-                                       heatmap_to_frame, refine_people)
+                                       heatmap_to_frame, refine_people, refiner_heatmaps)
 from pose_tl.training.refiner import gaussian_heatmaps, refiner_examples
 
 HEATMAP_SIZE = (REFINER_CROP_SIZE[0] // REFINER_STRIDE, REFINER_CROP_SIZE[1] // REFINER_STRIDE)
@@ -99,15 +99,22 @@ def test_mirrored_targets_are_the_targets_of_the_mirrored_person():
     np.testing.assert_allclose(maps[:, ::-1][..., list(FLIP_INDEX)], expected, atol=1e-6)  # as training mirrors
 
 
-def test_decode_people_with_a_refiner_moves_present_people_only_where_it_is_sure():
+def two_people_maps():
+    """(frame, heatmaps [1, 30, 40, J], pafs) of a rendered frame of two people: the head's maps at their labels."""
     from pose_tl.data.people.targets import joint_heatmaps, part_affinity_fields
-    from pose_tl.decoding.people import decode_people
 
     settings = default_settings(people=(2, 2), noise="clean", distance_m=(2.0, 3.5))
     frame = render_people_frame(5, 1, settings)
     visibility = tf.constant(frame.visibility.astype(np.int32))
     heatmaps = joint_heatmaps(tf.constant(frame.joints_2d), visibility, (30, 40), 4, 1.5)[None]
     pafs = part_affinity_fields(tf.constant(frame.joints_2d), visibility, (30, 40), 4, 1.0)[None]
+    return frame, heatmaps, pafs
+
+
+def test_decode_people_with_a_refiner_moves_present_people_only_where_it_is_sure():
+    from pose_tl.decoding.people import decode_people
+
+    frame, heatmaps, pafs = two_people_maps()
     centre = np.zeros((*HEATMAP_SIZE, NUM_JOINTS), np.float32)
     centre[HEATMAP_SIZE[0] // 2, HEATMAP_SIZE[1] // 2] = 0.5  # every joint at the crop's centre, half sure
 
@@ -129,3 +136,52 @@ def test_decode_people_with_a_refiner_moves_present_people_only_where_it_is_sure
         placed = sure["keypoints_2d"][person][detected]
         assert np.ptp(placed, axis=0).max() < 1e-3  # all at one point: the centre of the person's box
         assert np.linalg.norm(placed[0] - grouped["keypoints_2d"][person, JOINT["torso"]]) < 20
+
+
+def test_flip_averaged_refiner_heatmaps_treat_a_mirrored_person_as_its_mirror_image():
+    from pose_tl.models.refiner import build_joint_refiner
+
+    refiner = build_joint_refiner(seed=2, base_filters=4)
+    crops = tf.random.uniform((3, *REFINER_CROP_SIZE, 1), seed=4)
+    mirrored = tf.reverse(crops, axis=[2])
+
+    def unmirrored(heatmaps):
+        return tf.gather(tf.reverse(heatmaps, axis=[2]), list(FLIP_INDEX), axis=-1).numpy()
+
+    plain = refiner_heatmaps(refiner, crops)
+    assert plain.dtype == tf.float32 and plain.shape == (3, *HEATMAP_SIZE, NUM_JOINTS)
+    assert not np.allclose(unmirrored(refiner_heatmaps(refiner, mirrored)), plain.numpy(), atol=1e-3)
+    flipped = refiner_heatmaps(refiner, crops, flip=True)
+    np.testing.assert_allclose(unmirrored(refiner_heatmaps(refiner, mirrored, flip=True)), flipped.numpy(), atol=1e-5)
+    np.testing.assert_allclose(flipped.numpy(), (plain.numpy() + unmirrored(refiner_heatmaps(refiner, mirrored))) / 2,
+                               atol=1e-5)
+
+
+def test_each_refiner_pass_cuts_the_crops_around_the_joints_the_last_one_found():
+    """A refiner that puts every joint 3 cells right of its crop's centre: the first pass moves each person's joints to
+    one point, the second cuts the smallest box around that point and moves them 3 of its (smaller) cells further."""
+    from pose_tl.decoding.facing import CROP_SIZE
+    from pose_tl.decoding.people import decode_people
+
+    frame, heatmaps, pafs = two_people_maps()
+    right_of_centre = np.zeros((*HEATMAP_SIZE, NUM_JOINTS), np.float32)
+    right_of_centre[HEATMAP_SIZE[0] // 2, HEATMAP_SIZE[1] // 2 + 3] = 1.0
+    refiner = lambda crops: tf.tile(right_of_centre[None], [tf.shape(crops)[0], 1, 1, 1])  # noqa: E731
+
+    def decode(passes):
+        out = decode_people(heatmaps, pafs, frame.depth_mm[None] / 1000.0, frame.intrinsics[None], stride=4,
+                            joint_refiner=refiner, refine_passes=passes)
+        assert int(out["num_people"][0]) == 2
+        return out["keypoints_2d"].numpy()[0, :2], out["keypoint_scores"].numpy()[0, :2]
+
+    (once, once_scores), (twice, twice_scores) = decode(1), decode(2)
+    box_height = 8.0  # `person_boxes`: at least 8 pixels high, of the crop's aspect
+    box_size = np.array([box_height * CROP_SIZE[1] / CROP_SIZE[0], box_height])  # (width, height)
+    peak_cell = np.array([HEATMAP_SIZE[1] // 2 + 3, HEATMAP_SIZE[0] // 2]) + 0.5  # (x, y), a cell's centre
+    further = (peak_cell - np.array(HEATMAP_SIZE[::-1]) / 2) / np.array(HEATMAP_SIZE[::-1]) * box_size
+    for person in range(2):
+        moved = once_scores[person] == 1.0
+        assert moved.sum() >= 10 and np.ptp(once[person][moved], axis=0).max() < 1e-3  # all at one point
+        np.testing.assert_allclose(twice[person][moved] - once[person][moved], np.tile(further, (moved.sum(), 1)),
+                                   atol=1e-3)
+        np.testing.assert_array_equal(twice_scores[person], once_scores[person])

@@ -14,14 +14,15 @@ from pose_tl.decoding.lifting import JOINT_SURFACE_OFFSETS_M, lift_to_camera_spa
 from pose_tl.decoding.occlusion import (DEFAULT_BONE_LENGTHS, depth_from_neighbours, infer_missing_joints,
                                         occluded_by_depth)
 from pose_tl.decoding.peaks import find_peaks
-from pose_tl.decoding.refining import present_slots, refine_people, refiner_crops
+from pose_tl.decoding.refining import REFINE_PASSES, present_slots, refine_people, refiner_crops, refiner_heatmaps
 
 MIN_INFERRED_DEPTH_M = 0.1  # inferred joints nearer than this (or behind the camera) are left out
 
 
 def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=None, peak_threshold=0.2, max_peaks=8,
                   max_people=10, min_joint_score=0.3, surface_offset_m=JOINT_SURFACE_OFFSETS_M,
-                  bone_lengths=DEFAULT_BONE_LENGTHS, facing_classifier=None, joint_refiner=None, loop=False):
+                  bone_lengths=DEFAULT_BONE_LENGTHS, facing_classifier=None, joint_refiner=None,
+                  refine_passes=REFINE_PASSES, refiner_flip=False, loop=False):
     """Decode a batch.
 
     Args:
@@ -37,6 +38,8 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=No
             (`pose_tl.decoding.facing`). None: skeletons as grouped.
         joint_refiner: crops [M, h, w, 1] -> [M, h / 2, w / 2, J] heatmaps (`pose_tl.models.refiner`): each person's
             joints are found again in its crop (`pose_tl.decoding.refining`). None: joints as grouped.
+        refine_passes: the refiner's passes, each cutting the crops around the joints the last found.
+        refiner_flip: average the refiner's heatmaps with those of the mirrored crops (the flip test's).
         loop: assemble people and infer missing joints in loops over the limbs, not unrolled (for XLA, whose
             compile time grows with the graph: `grouping.group_people`).
 
@@ -52,9 +55,11 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=No
         probability = facing_probabilities(facing_classifier, crops,
                                            turnable_people(people, min_joint_score=min_joint_score))
     if joint_refiner is not None:
-        crops = refining_crops(depth_m, people, stride=stride, min_joint_score=min_joint_score)
-        people = refine_people(people, on_person_slots(joint_refiner, crops, present_people(people)), stride=stride,
-                               min_joint_score=min_joint_score)
+        present = present_people(people)
+        for _ in range(refine_passes):
+            crops = refining_crops(depth_m, people, stride=stride, min_joint_score=min_joint_score)
+            heatmaps = on_person_slots(lambda c: refiner_heatmaps(joint_refiner, c, refiner_flip), crops, present)
+            people = refine_people(people, heatmaps, stride=stride, min_joint_score=min_joint_score)
     return complete_people(people, depth_m, intrinsics, stride=stride, facing_probability=probability,
                            joint_depth=joint_depth, min_joint_score=min_joint_score,
                            surface_offset_m=surface_offset_m, bone_lengths=bone_lengths, loop=loop)

@@ -32,6 +32,7 @@ from pose_tl.atomic import atomic_path
 from pose_tl.backbones.depth_preprocessing import depth_to_metres
 from pose_tl.data.people.engine import KINECT_V2_DEPTH
 from pose_tl.data.augment import resize_depth
+from pose_tl.decoding.refining import REFINE_PASSES
 from pose_tl.errors import ModelFileError
 from pose_tl.export.detection_saved_model import OUTPUTS as DETECTION_OUTPUTS
 from pose_tl.export.saved_model import DEFAULT_SIGNATURE, METADATA_FILE, classifier_metadata
@@ -106,18 +107,19 @@ def tflite_with_intrinsics(models, predict, metadata):
 
 
 def pose_tflite(model32, metadata, *, output_stride, bone_lengths, flip_test=False, facing_model=None,
-                refiner_model=None):
+                refiner_model=None, refine_passes=REFINE_PASSES):
     """The .tflite bytes of a float32 pose model, decoding included, with both SavedModel signatures."""
     from pose_tl.export.pose_saved_model import computing_like, make_pose_predictor, tracked_models
 
     facing_model, refiner_model = computing_like(model32, facing_model), computing_like(model32, refiner_model)
     predict = make_pose_predictor(model32, output_stride=output_stride, bone_lengths=bone_lengths,
                                   compiled_decoding=False, flip_test=flip_test, facing_model=facing_model,
-                                  refiner_model=refiner_model)
+                                  refiner_model=refiner_model, refine_passes=refine_passes)
     return tflite_with_intrinsics(tracked_models(model32, facing_model, refiner_model), predict, metadata)
 
 
-def pose_onnx(model32, *, output_stride, bone_lengths, flip_test=False, facing_model=None, refiner_model=None):
+def pose_onnx(model32, *, output_stride, bone_lengths, flip_test=False, facing_model=None, refiner_model=None,
+              refine_passes=REFINE_PASSES):
     """The .onnx bytes of a float32 pose model, decoding included: (depth, intrinsics) -> the SavedModel's outputs.
 
     Decoding has no loops or conditionals (`pose_tl.decoding.grouping`), so it converts node for node.
@@ -126,7 +128,7 @@ def pose_onnx(model32, *, output_stride, bone_lengths, flip_test=False, facing_m
 
     predict = make_pose_predictor(model32, output_stride=output_stride, bone_lengths=bone_lengths,
                                   compiled_decoding=False, flip_test=flip_test, facing_model=facing_model,
-                                  refiner_model=refiner_model)
+                                  refiner_model=refiner_model, refine_passes=refine_passes)
     return onnx_with_intrinsics(predict)
 
 
@@ -174,12 +176,13 @@ def task_of(model):
 
 
 def export_model_file(model, destination, export_format, *, output_stride=None, bone_lengths=None,
-                      flip_test=False, facing_model=None, refiner_model=None, detection_config=None):
+                      flip_test=False, facing_model=None, refiner_model=None, refine_passes=REFINE_PASSES,
+                      detection_config=None):
     """Write `destination`/model.tflite or model.onnx and pose_tl.json, atomically; returns the model file's path.
 
     Args:
-        output_stride, bone_lengths, flip_test, facing_model, refiner_model: of a pose model, as for its
-            SavedModel.
+        output_stride, bone_lengths, flip_test, facing_model, refiner_model, refine_passes: of a pose model, as for
+            its SavedModel.
         detection_config: of a detector (its recipe's `model.detection`: anchors, proposals, NMS).
 
     Raises:
@@ -209,9 +212,10 @@ def export_model_file(model, destination, export_format, *, output_stride=None, 
         from pose_tl.export.pose_saved_model import pose_metadata
 
         bone_lengths = DEFAULT_BONE_LENGTHS if bone_lengths is None else bone_lengths
-        metadata = pose_metadata(model, output_stride, bone_lengths, flip_test, facing_model, refiner_model)
+        metadata = pose_metadata(model, output_stride, bone_lengths, flip_test, facing_model, refiner_model,
+                                 refine_passes)
         pose = {"output_stride": output_stride, "bone_lengths": bone_lengths, "flip_test": flip_test,
-                "facing_model": facing_model, "refiner_model": refiner_model}
+                "facing_model": facing_model, "refiner_model": refiner_model, "refine_passes": refine_passes}
         if export_format == "tflite":
             blob = pose_tflite(model32, metadata, **pose)
         else:

@@ -80,14 +80,16 @@ class LoadedPoseModel:
         return {name: np.asarray(value) for name, value in out.items()}
 
 
-def load_pose_model(path, xla_decoding=True, flip_test=False, bone_lengths=None):
+def load_pose_model(path, xla_decoding=True, flip_test=False, bone_lengths=None, refine_passes=None):
     """A pose SavedModel folder or a pose `.keras` checkpoint, ready to predict people; a checkpoint decodes with
     XLA or TensorFlow's ops as `xla_decoding` says, with the flip test or not, and infers occluded joints from
     `bone_lengths` (None: `DEFAULT_BONE_LENGTHS`), as its SavedModel would (a SavedModel as it was exported); the
-    facing classifier and joint refiner beside it, if any, act on its people (`load_crop_models`)."""
+    facing classifier and joint refiner beside it, if any, act on its people (`load_crop_models`), the refiner in
+    `refine_passes` passes (None: `REFINE_PASSES`)."""
     import tensorflow as tf
 
     from pose_tl.decoding.occlusion import DEFAULT_BONE_LENGTHS
+    from pose_tl.decoding.refining import REFINE_PASSES
     from pose_tl.export.pose_saved_model import INTRINSICS_SIGNATURE, make_pose_predictor, pose_metadata
 
     path = Path(path)
@@ -96,10 +98,12 @@ def load_pose_model(path, xla_decoding=True, flip_test=False, bone_lengths=None)
         return LoadedPoseModel(lambda depth, intrinsics: signature(depth=depth, intrinsics=intrinsics), metadata)
     model, crop_models = load_keras_model(path), load_crop_models(path)
     stride = model.input_shape[1] // model.get_layer("heatmaps").output.shape[1]
-    bone_lengths = bone_lengths or DEFAULT_BONE_LENGTHS
+    bone_lengths, passes = bone_lengths or DEFAULT_BONE_LENGTHS, refine_passes or REFINE_PASSES
     predict = tf.function(make_pose_predictor(model, output_stride=stride, bone_lengths=bone_lengths,
-                                              compiled_decoding=xla_decoding, flip_test=flip_test, **crop_models))
-    return LoadedPoseModel(predict, pose_metadata(model, stride, bone_lengths, flip_test, **crop_models))
+                                              compiled_decoding=xla_decoding, flip_test=flip_test,
+                                              refine_passes=passes, **crop_models))
+    return LoadedPoseModel(predict, pose_metadata(model, stride, bone_lengths, flip_test, **crop_models,
+                                                  refine_passes=passes))
 
 
 def load_facing_model(checkpoint):

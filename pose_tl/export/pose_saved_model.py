@@ -24,7 +24,7 @@ from pose_tl.decoding.lifting import JOINT_SURFACE_OFFSETS_M
 from pose_tl.decoding.occlusion import DEFAULT_BONE_LENGTHS
 from pose_tl.decoding.people import (assemble_people, complete_people, facing_crops, present_people, refining_crops,
                                      turnable_people)
-from pose_tl.decoding.refining import refine_people
+from pose_tl.decoding.refining import REFINE_PASSES, refine_people, refiner_heatmaps
 from pose_tl.export.saved_model import DEFAULT_SIGNATURE, METADATA_FILE
 from pose_tl.models.pose_model import HEATMAPS, JOINT_DEPTH, PAFS
 from pose_tl.training.precision import compute_policy, copy_with_policy
@@ -42,7 +42,7 @@ def default_intrinsics(height, width):
 
 def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGTHS,
                         surface_offset_m=JOINT_SURFACE_OFFSETS_M, max_people=10, compiled_decoding=True,
-                        flip_test=False, facing_model=None, refiner_model=None):
+                        flip_test=False, facing_model=None, refiner_model=None, refine_passes=REFINE_PASSES):
     """fn(depth [N, H, W] uint16 mm or float metres, intrinsics [N, 4]) -> the output dict above.
 
     With `compiled_decoding`, the steps before and after the network (resizing; assembling people; completing
@@ -52,9 +52,10 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
     and so does the facing classifier (`pose_tl.models.facing`), which runs between the two decoding steps on the
     assembled people's crops, and whose answer turns left/right pairs (`pose_tl.decoding.facing`), and so does the
     joint refiner (`pose_tl.models.refiner`), which finds each assembled person's joints again in its crop
-    (`pose_tl.decoding.refining`) before they are turned and lifted. TFLite and ONNX conversion need compilation
-    off: they convert TensorFlow ops. With `flip_test`, the maps are averaged with those of the mirrored frame
-    (`pose_tl.decoding.flip_test`): the network runs twice.
+    (`pose_tl.decoding.refining`) before they are turned and lifted, `refine_passes` times, the crops cut again
+    between passes. TFLite and ONNX conversion need compilation off: they convert TensorFlow ops. With `flip_test`,
+    the maps are averaged with those of the mirrored frame (`pose_tl.decoding.flip_test`): the network runs twice,
+    and so does the refiner (on mirrored crops).
     """
     input_h, input_w = model.input_shape[1:3]
     facing_model, refiner_model = computing_like(model, facing_model), computing_like(model, refiner_model)
@@ -80,6 +81,12 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
             out.update(crops=facing_crops(frame_m, people, stride=stride), wanted=turnable_people(people))
         return out
 
+    def recut(people, refined_maps, depth):
+        """Between the refiner's passes: its joints, and the crops cut again around them."""
+        stride = frame_pixels(tf.shape(depth)[1:3])
+        people = refine_people(people, refined_maps, stride=stride)
+        return people, refining_crops(depth_to_metres(depth), people, stride=stride)
+
     def finish(maps, people, facing_probability, refined_maps, metres, intrinsics, frame_shape):
         if refined_maps is not None:
             people = refine_people(people, refined_maps, stride=frame_pixels(frame_shape))
@@ -95,30 +102,36 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
         return out
 
     if compiled_decoding:
-        prepare, assemble, finish = (tf.function(step, autograph=False, jit_compile=True)
-                                     for step in (prepare, assemble, finish))
+        prepare, assemble, recut, finish = (tf.function(step, autograph=False, jit_compile=True)
+                                            for step in (prepare, assemble, recut, finish))
 
     def predict(depth, intrinsics):
         metres = prepare(depth)
         maps = flip_test_maps(model, metres, DECODED_MAPS) if flip_test else model(metres, training=False)
         maps = {name: maps[name] for name in DECODED_MAPS if name in maps}
         assembled = assemble(maps, depth)
-        probability = refined_maps = None
+        people, probability, refined_maps = assembled["people"], None, None
         if facing_model is not None:
             wanted = assembled["wanted"]  # as assembled: the refiner may move joints after
             probability = facing_probabilities(lambda crops: facing_model(crops, training=False), assembled["crops"],
                                                wanted if compiled_decoding else None)
             probability = probability if compiled_decoding else tf.where(wanted, probability, 0.5)
         if refiner_model is not None:
-            refined_maps = on_person_slots(lambda crops: refiner_model(crops, training=False),
-                                           assembled["refiner_crops"], assembled["present"])
-        return dict(finish(maps, assembled["people"], probability, refined_maps, metres, intrinsics,
+            crops = assembled["refiner_crops"]
+            for refine_pass in range(refine_passes):
+                refined_maps = on_person_slots(
+                    lambda c: refiner_heatmaps(lambda x: refiner_model(x, training=False), c, flip_test), crops,
+                    assembled["present"])
+                if refine_pass < refine_passes - 1:
+                    people, crops = recut(people, refined_maps, depth)
+        return dict(finish(maps, people, probability, refined_maps, metres, intrinsics,
                            tf.shape(depth)[1:3]))
 
     return predict
 
 
-def pose_metadata(model, output_stride, bone_lengths, flip_test=False, facing_model=None, refiner_model=None):
+def pose_metadata(model, output_stride, bone_lengths, flip_test=False, facing_model=None, refiner_model=None,
+                  refine_passes=REFINE_PASSES):
     preprocessing = model.get_layer("depth_preprocessing")
     return {"task": "pose", "joint_names": list(JOINT_NAMES), "limbs": [list(limb) for limb in LIMBS],
             "paf_limbs": [list(limb) for limb in PAF_LIMBS],
@@ -126,6 +139,7 @@ def pose_metadata(model, output_stride, bone_lengths, flip_test=False, facing_mo
             "depth_range_m": [preprocessing.min_m, preprocessing.max_m], "depth_encoding": preprocessing.encoding,
             "bone_lengths_m": list(bone_lengths), "flip_test": bool(flip_test),
             "facing_classifier": facing_model is not None, "joint_refiner": refiner_model is not None,
+            "refine_passes": refine_passes if refiner_model is not None else 0,
             "signatures": {DEFAULT_SIGNATURE: "depth uint16 [N,H,W] mm; Kinect v2 intrinsics scaled to W",
                            INTRINSICS_SIGNATURE: "depth uint16 [N,H,W] mm, intrinsics float32 [N,4] fx,fy,cx,cy"},
             "outputs": ["num_people", "keypoints_2d", "keypoints_3d", "keypoint_scores", "keypoint_inferred",
@@ -154,14 +168,15 @@ def export_with_intrinsics(models, destination, predict, metadata):
 
 
 def export_pose_model(model, destination, *, output_stride, bone_lengths=DEFAULT_BONE_LENGTHS, xla_decoding=True,
-                      flip_test=False, facing_model=None, refiner_model=None):
+                      flip_test=False, facing_model=None, refiner_model=None, refine_passes=REFINE_PASSES):
     """Write the pose SavedModel (decoding, the flip test, the facing classifier and the joint refiner where asked,
     inside) atomically."""
     facing_model, refiner_model = computing_like(model, facing_model), computing_like(model, refiner_model)
     predict = make_pose_predictor(model, output_stride=output_stride, bone_lengths=bone_lengths,
                                   compiled_decoding=xla_decoding, flip_test=flip_test, facing_model=facing_model,
-                                  refiner_model=refiner_model)
-    metadata = {**pose_metadata(model, output_stride, bone_lengths, flip_test, facing_model, refiner_model),
+                                  refiner_model=refiner_model, refine_passes=refine_passes)
+    metadata = {**pose_metadata(model, output_stride, bone_lengths, flip_test, facing_model, refiner_model,
+                                refine_passes),
                 "xla_decoding": bool(xla_decoding)}
     return export_with_intrinsics(tracked_models(model, facing_model, refiner_model), destination, predict, metadata)
 
