@@ -12,8 +12,9 @@ Random weights (latency does not depend on them). Rows, at batch 1 and 8:
   pose sm, no refiner  the same SavedModel without the joint refiner (`model.pose.refine_epochs: 0`)
   pose sm, no crop models  and without the facing classifier either (`model.pose.facing_epochs: 0` too)
   pose tflite/onnx with --pose: the same from `pose-tl export --format tflite|onnx` (float32, decoding inside)
-  trained ...      with --pose-run DIR: a trained pose run's SavedModel on its recipe's test frames (the people it
-                   finds set the crop models' work), and its checkpoint exported without the refiner / crop models
+  trained ...      with --pose-run DIR: a trained pose run's checkpoint exported as its recipe says (refiner passes)
+                   on its recipe's test frames (the people it finds set the crop models' work), and exported with one
+                   refiner pass / without the refiner / without any crop model
   detector ...     with --detector: the person detector recipe's SavedModel, .tflite and .onnx end to end (RPN and
                    depth proposals, RoIAlign, box head, NMS; its VGG16 stops at block 4, the ratio is still to the
                    whole backbone)
@@ -238,10 +239,12 @@ def trained_pose_rows(run_dir, input_size, policy, folder):
     checkpoint = load_keras_model(run_dir / "checkpoints" / "final.keras")
     bone_lengths = json.loads((run_dir / "bone_lengths.json").read_text())
     stride = recipe.model.pose.output_stride
-    export_pose_model(checkpoint, folder / "trained_unrefined", output_stride=stride, bone_lengths=bone_lengths,
-                      facing_model=people["facing_model"])
-    export_pose_model(checkpoint, folder / "trained_plain", output_stride=stride, bone_lengths=bone_lengths)
-    served = saved_model_runner(run_dir / "saved_model")
+    exports = {"trained_full": {**people, "refine_passes": recipe.model.pose.refine_passes},
+               "trained_one_pass": {**people, "refine_passes": 1},
+               "trained_unrefined": {"facing_model": people["facing_model"]}, "trained_plain": {}}
+    for name, options in exports.items():  # as this code exports them (the run's own SavedModel may be older)
+        export_pose_model(checkpoint, folder / name, output_stride=stride, bone_lengths=bone_lengths, **options)
+    served = saved_model_runner(folder / "trained_full")
     count = served(test)["num_people"]
     print(f"{run_dir}: {count.mean():.2f} people per test frame ({len(test)} frames)")
     cycle = {"next": 0}
@@ -251,6 +254,7 @@ def trained_pose_rows(run_dir, input_size, policy, folder):
         return np.take(test, range(start, start + batch), axis=0, mode="wrap")
 
     return [("trained pose sm", policy, served, frames),
+            ("trained, 1 refiner pass", policy, saved_model_runner(folder / "trained_one_pass"), frames),
             ("trained, no refiner", policy, saved_model_runner(folder / "trained_unrefined"), frames),
             ("trained, no crop models", policy, saved_model_runner(folder / "trained_plain"), frames)]
 

@@ -10,7 +10,7 @@ refiner is trained once, in the first run, and serves the second (it learns from
 not from the pose network: the same data, seed and epochs would give the same model).
 
     .venv/bin/python benchmarks/pose_accuracy.py [--train-frames 2500] [--finetune-epochs 5] [--out runs/bench]
-        [--finetune-lr 5e-4] [--refine-epochs 15] [--weights hed-bsds500] [--set model.pose.output_stride=2 ...]
+        [--finetune-lr 5e-4] [--refine-epochs 20] [--weights hed-bsds500] [--set model.pose.output_stride=2 ...]
 """
 
 import argparse
@@ -105,7 +105,7 @@ def main():
     parser.add_argument("--finetune-lr", type=float, default=5.0e-4)
     # The joint refiner's epochs (the demo recipe's 8 keep `make demo` within 10 minutes): 15 epochs on two shaken
     # copies of each person gave PCK@0.2 0.831 where 10 on one gave 0.627 (HED model, README, pose accuracy).
-    parser.add_argument("--refine-epochs", type=int, default=15)
+    parser.add_argument("--refine-epochs", type=int, default=20)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--weights", action="append", choices=("hed-bsds500", "none"), default=None,
                         help="train only these (default: both, pretrained then scratch)")

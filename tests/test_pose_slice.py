@@ -157,7 +157,8 @@ def test_pose_train_writes_checkpoint_metrics_and_saved_model(pose_run):
     from pose_tl.export.loading import load_refiner_model
 
     refiner = load_refiner_model(run / "checkpoints/final.keras")
-    assert refiner.layers[1].filters == 8 and json.loads((run / "logs/refiner.json").read_text())["filters"] == 8
+    refiner_report = json.loads((run / "logs/refiner.json").read_text())
+    assert refiner.layers[1].filters == 8 and (refiner_report["filters"], refiner_report["copies"]) == (8, 3)
     header = (run / "logs/1_finetune.csv").read_text().splitlines()[0]
     assert "val_heatmaps_loss" in header and "val_pafs_stage1_loss" in header
     metrics = json.loads((run / "eval/metrics.json").read_text())
