@@ -5,7 +5,8 @@ demo, block 2 fine-tuned as well, learned joint depths), once with its pretraine
 `weights: none`, evaluates both on the test split and prints PCK@0.2, mAP@10 cm, MPJPE, OKS AP and the share of
 left/right joints swapped (front taken for back: `pose_tl.evaluation.pose_metrics`). Each trained model is evaluated
 twice: as the recipe exports it, and exported again with the flip test (`model.pose.flip_test: true`), and a third
-time decoded without its joint refiner (`model.pose.refine_epochs`, `--refine-epochs`), to show what that buys. The
+time decoded without its joint refiner (`model.pose.refine_epochs`, `--refine-epochs`), to show what that buys, and a
+fourth with the refiner's joints but not its joint depths (`model.pose.refiner_depth`), the network's instead. The
 refiner is trained once, in the first run, and serves the second (it learns from the labelled people's depth crops,
 not from the pose network: the same data, seed and epochs would give the same model).
 
@@ -20,8 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import keras
+
 from pose_tl import run
 from pose_tl.config import load_recipe
+from pose_tl.decoding.refining import REFINER_DEPTHS, REFINER_HEATMAPS
+from pose_tl.export.loading import load_refiner_model
 from pose_tl.models.refiner import refiner_model_path
 
 RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "pose_vgg16_depth.yaml"
@@ -67,8 +72,13 @@ def train_and_test(weights, args, out_root, refiner_run=None):
         run.evaluate(recipe, unrefined, out / "test_eval_no_refiner", split="test", command="benchmark")
         folders.append("test_eval_no_refiner")
     elif recipe.model.pose.refine_epochs:
-        evaluate_without_refiner(recipe, out, checkpoint, out / "test_eval_no_refiner")
+        evaluate_decoded(recipe, out, checkpoint, out / "test_eval_no_refiner", refiner_model=None)
         folders.append("test_eval_no_refiner")
+    refiner = load_refiner_model(checkpoint)
+    if refiner is not None and REFINER_DEPTHS in refiner.output_names:  # what its joint depths buy
+        evaluate_decoded(recipe, out, checkpoint, out / "test_eval_no_refiner_depths",
+                         refiner_model=keras.Model(refiner.inputs, refiner.get_layer(REFINER_HEATMAPS).output))
+        folders.append("test_eval_no_refiner_depths")
     reports = {"facing": read_report(out / "logs" / "facing.json"),
                "refiner": read_report((refiner_run or out) / "logs" / "refiner.json")}
     return [{**json.loads((out / folder / "metrics.json").read_text()), **reports} for folder in folders]
@@ -79,8 +89,9 @@ def read_report(path):
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def evaluate_without_refiner(recipe, out, checkpoint, eval_dir):
-    """Evaluate the trained pose checkpoint on the test split, decoded as exported but without its joint refiner."""
+def evaluate_decoded(recipe, out, checkpoint, eval_dir, refiner_model):
+    """Evaluate the trained pose checkpoint on the test split, decoded as exported but with `refiner_model` as its
+    joint refiner (None: none)."""
     import tensorflow as tf
 
     from pose_tl import run_pose
@@ -90,6 +101,7 @@ def evaluate_without_refiner(recipe, out, checkpoint, eval_dir):
     predict = tf.function(make_pose_predictor(
         load_keras_model(checkpoint), output_stride=recipe.model.pose.output_stride,
         bone_lengths=json.loads((out / "bone_lengths.json").read_text()), facing_model=load_facing_model(checkpoint),
+        refiner_model=refiner_model, refine_passes=recipe.model.pose.refine_passes,
         compiled_decoding=recipe.model.pose.xla_decoding))
     run_pose.evaluate_people(predict, recipe, "test", eval_dir)
 
@@ -116,26 +128,26 @@ def main():
     rows, refiner_run = {}, None
     for weights in args.weights or ("hed-bsds500", "none"):
         start = time.perf_counter()
-        plain, flip_tested, *unrefined = train_and_test(weights, args, out_root, refiner_run)
+        plain, flip_tested, *ablations = train_and_test(weights, args, out_root, refiner_run)
         if refiner_model_path(out_root / weights / "checkpoints" / "final.keras").is_file():
             refiner_run = refiner_run or out_root / weights  # the first run's refiner serves the next
         rows[weights] = {**plain, "minutes": (time.perf_counter() - start) / 60}
         rows[f"{weights} +flip"] = {**flip_tested, "minutes": None}
-        if unrefined:
-            rows[f"{weights} -refiner"] = {**unrefined[0], "minutes": None}
+        for suffix, metrics in zip((" -refiner", " -refiner depths"), ablations):
+            rows[weights + suffix] = {**metrics, "minutes": None}
     print(f"\npose accuracy on the synthetic test split ({args.test_frames} frames), {args.train_frames} training "
           f"frames, {args.head_epochs}+{args.finetune_epochs} epochs (fine-tuning at {args.finetune_lr:g}), "
           f"joint refiner {args.refine_epochs} epochs"
           f"{', ' + ' '.join(args.set) if args.set else ''}")
-    print(f"{'weights':<24}{'PCK@0.2':>10}{'mAP@10cm':>10}{'MPJPE mm':>10}{'OKS AP':>10}{'L/R swap':>10}"
+    print(f"{'weights':<30}{'PCK@0.2':>10}{'mAP@10cm':>10}{'MPJPE mm':>10}{'OKS AP':>10}{'L/R swap':>10}"
           f"{'minutes':>10}")
     for weights, m in rows.items():
         mpjpe = f"{m['mpjpe_mm']:.0f}" if m["mpjpe_mm"] is not None else "-"
         minutes = f"{m['minutes']:.1f}" if m["minutes"] is not None else ""
-        print(f"{weights:<24}{m['pck@0.2']:>10.3f}{m['map@10cm']:>10.3f}{mpjpe:>10}{m['oks_ap']:>10.3f}"
+        print(f"{weights:<30}{m['pck@0.2']:>10.3f}{m['map@10cm']:>10.3f}{mpjpe:>10}{m['oks_ap']:>10.3f}"
               f"{m['swapped@0.2']:>10.3f}{minutes:>10}")
     print("(+flip: the same model exported with model.pose.flip_test: true; -refiner: decoded without its joint "
-          "refiner; minutes include every evaluation)")
+          "refiner; -refiner depths: with its joints, not its joint depths; minutes include every evaluation)")
     for weights, m in rows.items():
         if m["facing"] and m["minutes"] is not None:
             print(f"{weights}: facing classifier {m['facing'].get('validation_accuracy', float('nan')):.3f} right on "
@@ -143,7 +155,10 @@ def main():
                   f"training examples, {m['facing']['seconds']:.0f} s")
         if m["refiner"] and m["minutes"] is not None:
             print(f"{weights}: {'the first run' + chr(39) + 's ' if weights != next(iter(rows)) else ''}joint refiner {m['refiner'].get('validation_accuracy', float('nan')):.3f} of validation "
-                  f"joints within 0.1 box heights (crops cut at the labels), {m['refiner']['train_examples']} "
+                  f"joints within 0.1 box heights (crops cut at the labels)"
+                  + (f", {m['refiner']['validation_depth_accuracy']:.3f} of their depths within 10 cm"
+                     if "validation_depth_accuracy" in m["refiner"] else "")
+                  + f", {m['refiner']['train_examples']} "
                   f"training crops, {m['refiner']['seconds']:.0f} s")
     if {"hed-bsds500", "none"} <= set(rows):
         for suffix in ("", " +flip"):

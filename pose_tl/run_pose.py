@@ -94,11 +94,11 @@ def fit_joint_refiner(recipe, checkpoint, report_path, log=print):
     from pose_tl.models.refiner import refiner_model_path
     from pose_tl.training.refiner import COPIES, train_joint_refiner
 
-    filters = recipe.model.pose.refiner_filters
+    filters, depths = recipe.model.pose.refiner_filters, recipe.model.pose.refiner_depth
     return fit_crop_model(recipe, recipe.model.pose.refine_epochs,
-                          functools.partial(train_joint_refiner, base_filters=filters),
+                          functools.partial(train_joint_refiner, base_filters=filters, joint_depths=depths),
                           refiner_model_path(checkpoint), lambda: load_refiner_model(checkpoint), report_path,
-                          "joint refiner", log, filters=filters, copies=COPIES)
+                          "joint refiner", log, filters=filters, copies=COPIES, joint_depths=depths)
 
 
 def fit_crop_model(recipe, epochs, train, path, load, report_path, name, log, **settings):

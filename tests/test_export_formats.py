@@ -169,6 +169,7 @@ def pose_model(tmp_path_factory):
     facing_model.save(facing_model_path(folder / "pose.keras"))
     refiner_model = build_joint_refiner(seed=1, base_filters=4)
     refiner_model.get_layer("joint_heatmaps").bias.assign(np.linspace(0.05, 0.3, 15))  # some joints moved, some not
+    refiner_model.get_layer("joint_depths").bias.assign(np.linspace(0.0, 0.3, 15))  # the moved ones' depths differ
     refiner_model.save(refiner_model_path(folder / "pose.keras"))
     export_pose_model(model, folder / "saved_model", output_stride=4, facing_model=facing_model,
                       refiner_model=refiner_model)
@@ -195,7 +196,7 @@ def test_pose_tflite_through_the_cli_decodes_the_people_the_saved_model_does(pos
     metadata = json.loads((folder / "tflite" / "pose_tl.json").read_text())
     assert (metadata["task"], metadata["format"], len(metadata["joint_names"])) == ("pose", "tflite", 15)
     assert metadata["facing_classifier"] is True and metadata["joint_refiner"] is True
-    assert metadata["refine_passes"] == 2  # as the SavedModel's
+    assert metadata["refine_passes"] == 2 and metadata["refiner_joint_depths"] is True  # as the SavedModel's
 
 
 def test_pose_onnx_through_the_cli_decodes_the_people_the_saved_model_does(pose_model, tiny_recipe):

@@ -10,7 +10,8 @@ from pose_tl.data.people.tfds_builder import default_settings
 from pose_tl.decoding.facing import on_person_slots, person_boxes
 from pose_tl.decoding.refining import (REFINED_MIN_PEAK, REFINER_CROP_SIZE, REFINER_STRIDE, frame_to_heatmap,
                                        heatmap_to_frame, refine_people, refiner_heatmaps)
-from pose_tl.training.refiner import gaussian_heatmaps, refiner_examples
+from pose_tl.training.refiner import (DEPTH_RADIUS, gaussian_heatmaps, joint_depth_maps, mirrored_joint_depth_maps,
+                                     refiner_examples)
 
 HEATMAP_SIZE = (REFINER_CROP_SIZE[0] // REFINER_STRIDE, REFINER_CROP_SIZE[1] // REFINER_STRIDE)
 
@@ -43,7 +44,8 @@ def test_refine_people_moves_joints_to_the_refiners_peaks_and_keeps_the_weak_one
     maps[..., weak] *= REFINED_MIN_PEAK / 2  # unsure: the grouped joint stays
     maps[..., 7] *= 0.6
     people = (tf.constant(keypoints), tf.constant(scores), tf.constant([[0.8]]), tf.constant([1]))
-    refined, refined_scores, _, count = refine_people(people, tf.constant(maps[None, None]), stride=stride)
+    (refined, refined_scores, _, count), depths = refine_people(people, tf.constant(maps[None, None]), stride=stride)
+    assert depths is None  # a refiner of heatmaps alone
     refined = refined.numpy()[0, 0] * stride
     strong = [j for j in range(NUM_JOINTS) if j not in weak]
     np.testing.assert_allclose(refined[strong], truth[strong], atol=0.05)  # sub-pixel: Gaussian peaks are exact
@@ -72,7 +74,7 @@ def test_on_person_slots_computes_the_wanted_slots_only():
 def test_refiner_examples_have_their_targets_at_the_labelled_joints():
     settings = default_settings(people=(1, 3), distance_m=(1.5, 4.0))
     frames = [render_people_frame(7, index, settings) for index in range(6)]
-    crops, targets, joints, in_frame, boxes = refiner_examples(frames)
+    crops, targets, _, joints, in_frame, boxes, _ = refiner_examples(frames)
     assert crops.shape[1:] == (*REFINER_CROP_SIZE, 1) and targets.shape[1:] == (*HEATMAP_SIZE, NUM_JOINTS)
     assert len(crops) == len(targets) == len(joints) >= len(frames)
     person = (crops[..., 0] < 1.0).mean(axis=(1, 2))
@@ -138,18 +140,22 @@ def test_decode_people_with_a_refiner_moves_present_people_only_where_it_is_sure
         assert np.linalg.norm(placed[0] - grouped["keypoints_2d"][person, JOINT["torso"]]) < 20
 
 
-def test_flip_averaged_refiner_heatmaps_treat_a_mirrored_person_as_its_mirror_image():
+@pytest.mark.parametrize("joint_depths", [False, True])
+def test_flip_averaged_refiner_heatmaps_treat_a_mirrored_person_as_its_mirror_image(joint_depths):
     from pose_tl.models.refiner import build_joint_refiner
 
-    refiner = build_joint_refiner(seed=2, base_filters=4)
+    refiner = build_joint_refiner(seed=2, base_filters=4, joint_depths=joint_depths)
     crops = tf.random.uniform((3, *REFINER_CROP_SIZE, 1), seed=4)
     mirrored = tf.reverse(crops, axis=[2])
+    channels = 2 * NUM_JOINTS if joint_depths else NUM_JOINTS
+    # A mirror exchanges left and right joints: their heatmaps and (with joint depths) their depths alike.
+    order = list(FLIP_INDEX) + ([j + NUM_JOINTS for j in FLIP_INDEX] if joint_depths else [])
 
-    def unmirrored(heatmaps):
-        return tf.gather(tf.reverse(heatmaps, axis=[2]), list(FLIP_INDEX), axis=-1).numpy()
+    def unmirrored(maps):
+        return tf.gather(tf.reverse(maps, axis=[2]), order, axis=-1).numpy()
 
     plain = refiner_heatmaps(refiner, crops)
-    assert plain.dtype == tf.float32 and plain.shape == (3, *HEATMAP_SIZE, NUM_JOINTS)
+    assert plain.dtype == tf.float32 and plain.shape == (3, *HEATMAP_SIZE, channels)
     assert not np.allclose(unmirrored(refiner_heatmaps(refiner, mirrored)), plain.numpy(), atol=1e-3)
     flipped = refiner_heatmaps(refiner, crops, flip=True)
     np.testing.assert_allclose(unmirrored(refiner_heatmaps(refiner, mirrored, flip=True)), flipped.numpy(), atol=1e-5)
@@ -185,3 +191,101 @@ def test_each_refiner_pass_cuts_the_crops_around_the_joints_the_last_one_found()
         np.testing.assert_allclose(twice[person][moved] - once[person][moved], np.tile(further, (moved.sum(), 1)),
                                    atol=1e-3)
         np.testing.assert_array_equal(twice_scores[person], once_scores[person])
+
+
+def test_refiner_examples_give_each_joint_its_depth_behind_the_surface_around_it():
+    from pose_tl.decoding.lifting import depth_at_keypoints
+
+    settings = default_settings(people=(1, 3), distance_m=(1.5, 4.0))
+    frames = [render_people_frame(7, index, settings) for index in range(6)]
+    crops, _, depths, joints, in_frame, boxes, offsets = refiner_examples(frames)
+    assert depths.shape == (len(crops), *HEATMAP_SIZE, 2 * NUM_JOINTS)
+    value, weight = depths[..., :NUM_JOINTS], depths[..., NUM_JOINTS:]
+    known = np.isfinite(offsets)
+    assert known.sum() > 0.8 * in_frame.sum() and not np.any(known & ~in_frame)
+    assert np.all(weight.max(axis=(1, 2))[known] == 1.0) and np.all(weight.max(axis=(1, 2))[~known] == 0.0)
+    cells = np.pi * DEPTH_RADIUS ** 2
+    assert np.all(weight.sum(axis=(1, 2))[known] <= cells + 4)  # a disc of cells around the joint, cut at the crop
+    np.testing.assert_allclose(value.max(axis=(1, 2))[known & (offsets > 0)], offsets[known & (offsets > 0)],
+                               atol=1e-6)  # one value on every supervised cell
+    # the offsets are the labelled z less the depth lifting reads there; a hidden joint lies well behind it
+    behind = {1: [], 2: []}  # occluded, visible
+    for frame in frames:
+        people = [p for p in range(frame.num_people) if (frame.visibility[p] == 2).sum() >= 4]
+        one = refiner_examples([frame])
+        if not people:
+            assert one is None
+            continue
+        surface = depth_at_keypoints(frame.depth_mm / 1000.0, np.nan_to_num(frame.joints_2d[people])).numpy()
+        expected, got = frame.joints_3d[people, :, 2] - surface, one[-1]
+        assert len(got) == len(people)
+        np.testing.assert_allclose(got[np.isfinite(got)], expected[np.isfinite(got)], atol=1e-5)
+        for visibility in behind:
+            behind[visibility].extend(got[np.isfinite(got) & (frame.visibility[people] == visibility)])
+    assert np.median(behind[1]) > np.median(behind[2]) + 0.05
+
+
+def test_mirrored_joint_depth_maps_are_those_of_the_mirrored_person():
+    cells = np.array([[3.5 + j % 5, 2.0 + 2 * j] for j in range(NUM_JOINTS)], np.float32)
+    offsets = np.linspace(0.02, 0.3, NUM_JOINTS).astype(np.float32)
+    offsets[4] = np.nan
+    maps = joint_depth_maps(cells, offsets, HEATMAP_SIZE)
+    mirrored_cells = cells.copy()
+    mirrored_cells[:, 0] = HEATMAP_SIZE[1] - cells[:, 0]
+    expected = joint_depth_maps(mirrored_cells[list(FLIP_INDEX)], offsets[list(FLIP_INDEX)], HEATMAP_SIZE)
+    np.testing.assert_allclose(mirrored_joint_depth_maps(maps[None])[0], expected, atol=1e-6)
+
+
+def test_refine_people_reads_the_refiners_joint_depths_at_its_peaks():
+    stride = 4
+    truth = standing_person()
+    keypoints = ((truth + np.float32(3.0)) / stride)[None, None]
+    boxes = person_boxes(truth[None, None] + 3.0, tf.ones((1, 1, NUM_JOINTS), tf.bool))[0, 0].numpy()
+    cells = frame_to_heatmap(truth[None], boxes[None, None], HEATMAP_SIZE).numpy()[0]
+    heatmaps = gaussian_heatmaps(cells, np.ones(NUM_JOINTS, bool), HEATMAP_SIZE)
+    heatmaps[..., 0] *= REFINED_MIN_PEAK / 2  # not moved
+    depths = np.zeros((*HEATMAP_SIZE, NUM_JOINTS), np.float32)
+    column, row = np.floor(cells).astype(int).T
+    depths[row, column, np.arange(NUM_JOINTS)] = np.linspace(0.05, 0.4, NUM_JOINTS)  # only at each joint's cell
+    people = (tf.constant(keypoints), tf.constant(np.full((1, 1, NUM_JOINTS), 0.9, np.float32)),
+              tf.constant([[0.8]]), tf.constant([1]))
+    maps = np.concatenate([heatmaps, depths], axis=-1)[None, None]
+    _, (read, moved) = refine_people(people, tf.constant(maps), stride=stride)
+    np.testing.assert_allclose(read.numpy()[0, 0], np.linspace(0.05, 0.4, NUM_JOINTS), atol=1e-6)
+    assert moved.numpy()[0, 0].tolist() == [False] + [True] * (NUM_JOINTS - 1)
+
+
+def test_lifting_takes_the_refiners_joint_depths_for_the_joints_it_moved():
+    from pose_tl.decoding.lifting import JOINT_SURFACE_OFFSETS_M
+    from pose_tl.decoding.people import complete_people
+
+    frame, _, _ = two_people_maps()
+    stride = 4
+    keypoints = tf.constant(np.nan_to_num(frame.joints_2d)[None] / stride, tf.float32)
+    scores = tf.constant((frame.visibility == 2)[None].astype(np.float32))
+    people = (keypoints, scores, tf.constant([[0.9, 0.8]]), tf.constant([2]))
+    depth_m, intrinsics = frame.depth_mm[None] / 1000.0, frame.intrinsics[None]
+    fixed = np.broadcast_to(np.float32(JOINT_SURFACE_OFFSETS_M), (1, 2, NUM_JOINTS))
+    hand = JOINT["left_hand"]
+    deeper = fixed.copy()
+    deeper[..., hand] += 0.03  # a little deeper: not far enough for the occlusion test to call it hidden
+
+    def lifted(refined_depths):
+        out = complete_people(people, depth_m, intrinsics, stride=stride, refined_depths=refined_depths)
+        return out["keypoints_3d"].numpy()[0, :2], out["keypoint_scores"].numpy()[0, :2] > 0
+
+    plain, found = lifted(None)
+    everywhere = tf.ones((1, 2, NUM_JOINTS), tf.bool)
+    same, _ = lifted((tf.constant(fixed), everywhere))
+    np.testing.assert_allclose(same, plain, atol=1e-6)  # the fixed offsets again: nothing moves
+    moved, _ = lifted((tf.constant(deeper), everywhere))
+    assert found[:, hand].any()
+    z_gain = (moved - plain)[..., 2]
+    np.testing.assert_allclose(z_gain[found[:, hand], hand], 0.03, atol=1e-5)
+    others = np.ones(NUM_JOINTS, bool)
+    others[hand] = False
+    np.testing.assert_allclose(moved[:, others], plain[:, others], atol=1e-6)
+    not_moved = everywhere.numpy().copy()
+    not_moved[..., hand] = False
+    kept, _ = lifted((tf.constant(deeper), tf.constant(not_moved)))
+    np.testing.assert_allclose(kept, plain, atol=1e-6)  # the refiner did not move the hand: its depth is not read

@@ -97,6 +97,10 @@ class PoseHeadConfig:
     # The refiner's width: its first level's filters, doubled at each of its 3 poolings. Its cost per person grows
     # with the square (32: ~0.5 GFLOP).
     refiner_filters: int = bounded(32, min=4, max=256)
+    # The refiner also learns how far behind the surface seen at each joint the joint lies (an arm behind the trunk:
+    # more than its radius); lifting then reads it at the refined joint, in place of `joint_depth`'s or the fixed
+    # offsets, for the joints the refiner moved (`pose_tl.decoding.refining`).
+    refiner_depth: bool = True
     # The refiner's passes in decoding: each after the first cuts the crops again around the joints the last found
     # (`pose_tl.decoding.refining`); each costs one refiner run per person. With `flip_test`, each pass also looks at
     # the mirrored crops.

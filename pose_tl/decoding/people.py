@@ -36,8 +36,10 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=No
         facing_classifier: crops [M, h, w, 1] -> [M, 1] probability that each person faces the camera
             (`pose_tl.models.facing`): arms and legs whose left and right disagree with it are exchanged
             (`pose_tl.decoding.facing`). None: skeletons as grouped.
-        joint_refiner: crops [M, h, w, 1] -> [M, h / 2, w / 2, J] heatmaps (`pose_tl.models.refiner`): each person's
-            joints are found again in its crop (`pose_tl.decoding.refining`). None: joints as grouped.
+        joint_refiner: crops [M, h, w, 1] -> [M, h / 2, w / 2, J] heatmaps, or a dict with joint depths too
+            (`pose_tl.models.refiner`): each person's joints are found again in its crop
+            (`pose_tl.decoding.refining`), and their depths behind the surface where it answers them. None: joints as
+            grouped.
         refine_passes: the refiner's passes, each cutting the crops around the joints the last found.
         refiner_flip: average the refiner's heatmaps with those of the mirrored crops (the flip test's).
         loop: assemble people and infer missing joints in loops over the limbs, not unrolled (for XLA, whose
@@ -54,14 +56,15 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=No
         crops = facing_crops(depth_m, people, stride=stride, min_joint_score=min_joint_score)
         probability = facing_probabilities(facing_classifier, crops,
                                            turnable_people(people, min_joint_score=min_joint_score))
+    refined_depths = None
     if joint_refiner is not None:
         present = present_people(people)
         for _ in range(refine_passes):
             crops = refining_crops(depth_m, people, stride=stride, min_joint_score=min_joint_score)
-            heatmaps = on_person_slots(lambda c: refiner_heatmaps(joint_refiner, c, refiner_flip), crops, present)
-            people = refine_people(people, heatmaps, stride=stride, min_joint_score=min_joint_score)
+            maps = on_person_slots(lambda c: refiner_heatmaps(joint_refiner, c, refiner_flip), crops, present)
+            people, refined_depths = refine_people(people, maps, stride=stride, min_joint_score=min_joint_score)
     return complete_people(people, depth_m, intrinsics, stride=stride, facing_probability=probability,
-                           joint_depth=joint_depth, min_joint_score=min_joint_score,
+                           joint_depth=joint_depth, refined_depths=refined_depths, min_joint_score=min_joint_score,
                            surface_offset_m=surface_offset_m, bone_lengths=bone_lengths, loop=loop)
 
 
@@ -102,10 +105,13 @@ def turnable_people(people, *, min_joint_score=0.3):
 
 
 def complete_people(people, depth_m, intrinsics, *, stride, facing_probability=None, joint_depth=None,
-                    min_joint_score=0.3, surface_offset_m=JOINT_SURFACE_OFFSETS_M, bone_lengths=DEFAULT_BONE_LENGTHS,
-                    loop=False):
+                    refined_depths=None, min_joint_score=0.3, surface_offset_m=JOINT_SURFACE_OFFSETS_M,
+                    bone_lengths=DEFAULT_BONE_LENGTHS, loop=False):
     """The second half of `decode_people`: assembled `people` turned to agree with `facing_probability` [N, P]
-    (None: as assembled), lifted to 3D, their missing joints inferred; returns its output dict."""
+    (None: as assembled), lifted to 3D, their missing joints inferred; returns its output dict. Each joint lies
+    behind the surface seen at it by the joint refiner's depth where it moved the joint (`refined_depths`: (depths,
+    moved) [N, P, J] from `refining.refine_people`), else by `joint_depth` read at the joint, else by
+    `surface_offset_m`."""
     keypoints, keypoint_scores, person_scores, count = people
     max_people = keypoints.shape[1]
     if facing_probability is not None:
@@ -115,6 +121,9 @@ def complete_people(people, depth_m, intrinsics, *, stride, facing_probability=N
     keypoints_px = keypoints * float(stride)  # [N, P, J, 2]
     offset = (read_joint_maps(joint_depth, keypoints) if joint_depth is not None
               else tf.constant(surface_offset_m, tf.float32))
+    if refined_depths is not None:
+        depths, moved = refined_depths
+        offset = tf.where(moved, depths, tf.broadcast_to(offset, tf.shape(depths)))
     xyz, has_depth = lift_to_camera_space(keypoints_px, depth_m, intrinsics, surface_offset_m=offset)
     found = (keypoint_scores >= min_joint_score) & has_depth
 

@@ -24,7 +24,7 @@ from pose_tl.decoding.lifting import JOINT_SURFACE_OFFSETS_M
 from pose_tl.decoding.occlusion import DEFAULT_BONE_LENGTHS
 from pose_tl.decoding.people import (assemble_people, complete_people, facing_crops, present_people, refining_crops,
                                      turnable_people)
-from pose_tl.decoding.refining import REFINE_PASSES, refine_people, refiner_heatmaps
+from pose_tl.decoding.refining import REFINE_PASSES, REFINER_DEPTHS, refine_people, refiner_heatmaps
 from pose_tl.export.saved_model import DEFAULT_SIGNATURE, METADATA_FILE
 from pose_tl.models.pose_model import HEATMAPS, JOINT_DEPTH, PAFS
 from pose_tl.training.precision import compute_policy, copy_with_policy
@@ -84,17 +84,19 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
     def recut(people, refined_maps, depth):
         """Between the refiner's passes: its joints, and the crops cut again around them."""
         stride = frame_pixels(tf.shape(depth)[1:3])
-        people = refine_people(people, refined_maps, stride=stride)
+        people, _ = refine_people(people, refined_maps, stride=stride)
         return people, refining_crops(depth_to_metres(depth), people, stride=stride)
 
     def finish(maps, people, facing_probability, refined_maps, metres, intrinsics, frame_shape):
+        refined_depths = None
         if refined_maps is not None:
-            people = refine_people(people, refined_maps, stride=frame_pixels(frame_shape))
+            people, refined_depths = refine_people(people, refined_maps, stride=frame_pixels(frame_shape))
         scale = tf.constant([input_w, input_h], tf.float32) / tf.cast(frame_shape[::-1], tf.float32)  # (sx, sy)
         fx, fy, cx, cy = tf.unstack(tf.cast(intrinsics, tf.float32), axis=-1)
         scaled = tf.stack([fx * scale[0], fy * scale[1], cx * scale[0], cy * scale[1]], axis=-1)
         out = complete_people(people, metres[..., 0], scaled, stride=output_stride,
                               facing_probability=facing_probability, joint_depth=maps.get(JOINT_DEPTH),
+                              refined_depths=refined_depths,
                               bone_lengths=bone_lengths, surface_offset_m=surface_offset_m, loop=compiled_decoding)
         out["keypoints_2d"] = out["keypoints_2d"] / scale
         out["keypoint_inferred"] = tf.cast(out["keypoint_inferred"], tf.bool)
@@ -140,6 +142,7 @@ def pose_metadata(model, output_stride, bone_lengths, flip_test=False, facing_mo
             "bone_lengths_m": list(bone_lengths), "flip_test": bool(flip_test),
             "facing_classifier": facing_model is not None, "joint_refiner": refiner_model is not None,
             "refine_passes": refine_passes if refiner_model is not None else 0,
+            "refiner_joint_depths": refiner_model is not None and REFINER_DEPTHS in refiner_model.output_names,
             "signatures": {DEFAULT_SIGNATURE: "depth uint16 [N,H,W] mm; Kinect v2 intrinsics scaled to W",
                            INTRINSICS_SIGNATURE: "depth uint16 [N,H,W] mm, intrinsics float32 [N,4] fx,fy,cx,cy"},
             "outputs": ["num_people", "keypoints_2d", "keypoints_3d", "keypoint_scores", "keypoint_inferred",

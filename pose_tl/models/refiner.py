@@ -1,9 +1,12 @@
-"""The joint refiner: each decoded person's depth crop (`pose_tl.decoding.refining`) -> its J joint heatmaps.
+"""The joint refiner: each decoded person's depth crop (`pose_tl.decoding.refining`) -> its J joint heatmaps and, with
+`joint_depths`, how far behind the surface seen at each joint the joint lies.
 
 A second, top-down look at every person the bottom-up head found (as top-down pose estimators such as SimpleBaseline
 or HRNet look at each detected box): in a crop cut around the person and measured from its own depth, the body's
 relief spans the input range, so which way it faces, and so which limb is left, is plain (the full-frame network sees
 it as a sliver of the room's depth range). A small U-Net from scratch: ImageNet filters on a whole frame miss the cue.
+The same relief says how far an arm hidden behind the trunk lies behind it, which the full-frame network's joint depths
+(`model.pose.joint_depth`) read from a coarser grid.
 """
 
 from pathlib import Path
@@ -11,14 +14,16 @@ from pathlib import Path
 import keras
 
 from pose_tl.data.people.skeleton import NUM_JOINTS
-from pose_tl.decoding.refining import REFINER_CROP_SIZE, REFINER_STRIDE
+from pose_tl.decoding.refining import REFINER_CROP_SIZE, REFINER_DEPTHS, REFINER_HEATMAPS, REFINER_STRIDE
 
 REFINER_MODEL_FILE = "refiner.keras"  # saved beside the pose checkpoint whose people it refines
 BASE_FILTERS = 32
 
 
-def build_joint_refiner(seed=None, base_filters=BASE_FILTERS):
-    """crops [M, h, w, 1] -> heatmaps [M, h / 2, w / 2, J] (float32; a Gaussian of peak 1 at each joint).
+def build_joint_refiner(seed=None, base_filters=BASE_FILTERS, joint_depths=True):
+    """crops [M, h, w, 1] -> heatmaps [M, h / 2, w / 2, J] (float32; a Gaussian of peak 1 at each joint); with
+    `joint_depths`, a dict of those (`REFINER_HEATMAPS`) and each joint's metres behind the surface seen at it, near
+    the joint (`REFINER_DEPTHS`, [M, h / 2, w / 2, J], float32).
 
     Computes in the global dtype policy (mixed_bfloat16 trains it ~2x faster on CPUs with AVX512_BF16).
     """
@@ -39,10 +44,14 @@ def build_joint_refiner(seed=None, base_filters=BASE_FILTERS):
     eighth = convs(layers.MaxPool2D()(quarter), base_filters * 8, count=1)  # the whole body in view
     x = convs(layers.Concatenate()([layers.UpSampling2D()(eighth), quarter]), base_filters * 4)
     x = convs(layers.Concatenate()([layers.UpSampling2D()(x), half]), base_filters * 2)
-    outputs = layers.Conv2D(NUM_JOINTS, 1, name="joint_heatmaps", dtype="float32",
-                            kernel_initializer=keras.initializers.GlorotUniform(seed=seed))(x)
+    heatmaps = layers.Conv2D(NUM_JOINTS, 1, name=REFINER_HEATMAPS, dtype="float32",
+                             kernel_initializer=keras.initializers.GlorotUniform(seed=seed))(x)
     assert REFINER_STRIDE == 2  # one pooling above the output
-    return keras.Model(inputs, outputs, name="joint_refiner")
+    if not joint_depths:
+        return keras.Model(inputs, heatmaps, name="joint_refiner")
+    depths = layers.Conv2D(NUM_JOINTS, 1, name=REFINER_DEPTHS, dtype="float32",
+                           kernel_initializer=keras.initializers.GlorotUniform(seed=seed))(x)
+    return keras.Model(inputs, {REFINER_HEATMAPS: heatmaps, REFINER_DEPTHS: depths}, name="joint_refiner")
 
 
 def refiner_model_path(checkpoint):

@@ -3,7 +3,9 @@
 Each person's crop is cut as decoding cuts it (`pose_tl.decoding.refining`), around its labelled visible joints shaken
 as the bottom-up head's joints differ from the labels (`facing.shaken`), `COPIES` times; the targets are a Gaussian
 (`REFINER_HEATMAP_SIGMA` cells) at each in-frame joint, visible or hidden, in the crop's heatmap cells; joints out of
-the frame or unlabelled have none. Every crop is also shown mirrored, its left and right joints exchanged.
+the frame or unlabelled have none. With joint depths, each in-frame joint with a 3D label is also given its z minus
+the depth lifting reads at it (`lifting.depth_at_keypoints`, in the frame), on the cells within `DEPTH_RADIUS` of it.
+Every crop is also shown mirrored, its left and right joints exchanged.
 """
 
 import numpy as np
@@ -19,22 +21,26 @@ BATCH_SIZE = 64
 LEARNING_RATE = 2e-3
 FOREGROUND_WEIGHT = 20.0  # of the squared error near joints (`ForegroundWeightedMSE`)
 ACCURACY_DISTANCE = 0.1  # the validation report counts joints refined within this share of the person's box height
+DEPTH_RADIUS = 2.0  # heatmap cells around a joint where its depth is supervised (decoding reads it at the peak's cell)
+DEPTH_TOLERANCE_M = 0.1  # the validation report counts joint depths within this of the label (mAP@10 cm's radius)
 
 
 def refiner_examples(frames, rng=None):
-    """(crops [M, h, w, 1] float32, heatmaps [M, h / 2, w / 2, J] float32, and for the report: joints [M, J, 2]
-    frame pixels, in_frame [M, J] bool, boxes [M, 4]) of the frames' people with `MIN_VISIBLE_JOINTS` visible; with
-    a NumPy `rng`, cut around shaken joints."""
+    """(crops [M, h, w, 1] float32, heatmaps [M, h / 2, w / 2, J] float32, joint depths [M, h / 2, w / 2, 2J] float32
+    (`joint_depth_maps`), and for the report: joints [M, J, 2] frame pixels, in_frame [M, J] bool, boxes [M, 4],
+    depth offsets [M, J]: z minus the depth read at the joint, NaN where unknown) of the frames' people with `MIN_VISIBLE_JOINTS` visible; with a NumPy `rng`, cut around shaken joints."""
     from pose_tl.decoding.facing import person_boxes
+    from pose_tl.decoding.lifting import depth_at_keypoints
     from pose_tl.decoding.refining import REFINER_CROP_SIZE, REFINER_STRIDE, frame_to_heatmap, refiner_crops
     from pose_tl.run_pose import same_size_batches
 
     heatmap_size = (REFINER_CROP_SIZE[0] // REFINER_STRIDE, REFINER_CROP_SIZE[1] // REFINER_STRIDE)
-    crops, targets, joints, in_frame, boxes = [], [], [], [], []
+    columns = [[] for _ in range(7)]
     for batch in same_size_batches(frames, BATCH_FRAMES):
         people = max(frame.num_people for frame in batch)
         labels = padded([f.joints_2d for f in batch], people).astype(np.float32)
         visibility = padded([f.visibility for f in batch], people)
+        z = padded([f.joints_3d for f in batch], people)[..., 2].astype(np.float32)
         keypoints, visible = np.nan_to_num(labels), visibility == VISIBLE
         cut_at, cut_found = shaken(keypoints, visible, rng) if rng is not None else (keypoints, visible)
         depth_m = np.stack([f.depth_mm for f in batch]).astype(np.float32) / 1000.0
@@ -42,17 +48,23 @@ def refiner_examples(frames, rng=None):
         batch_boxes = person_boxes(cut_at, cut_found).numpy()
         cells = frame_to_heatmap(keypoints, batch_boxes[:, :, None], heatmap_size).numpy()  # [N, P, J, 2]
         has_target = (visibility >= OCCLUDED) & ~np.isnan(labels).any(-1)
+        surface = depth_at_keypoints(depth_m, keypoints).numpy()  # [N, P, J]
+        with np.errstate(invalid="ignore"):
+            known = has_target & np.isfinite(z) & (z > 0) & (surface > 0)
+        offsets = np.where(known, z - surface, np.nan)
         for i, frame in enumerate(batch):
             for person in range(frame.num_people):
                 if visible[i, person].sum() >= MIN_VISIBLE_JOINTS:
-                    crops.append(batch_crops[i, person])
-                    targets.append(gaussian_heatmaps(cells[i, person], has_target[i, person], heatmap_size))
-                    joints.append(keypoints[i, person])
-                    in_frame.append(has_target[i, person])
-                    boxes.append(batch_boxes[i, person])
-    if not crops:
+                    example = (batch_crops[i, person],
+                               gaussian_heatmaps(cells[i, person], has_target[i, person], heatmap_size),
+                               joint_depth_maps(cells[i, person], offsets[i, person], heatmap_size),
+                               keypoints[i, person], has_target[i, person], batch_boxes[i, person],
+                               offsets[i, person])
+                    for column, value in zip(columns, example):
+                        column.append(value)
+    if not columns[0]:
         return None
-    return tuple(np.stack(values) for values in (crops, targets, joints, in_frame, boxes))
+    return tuple(np.stack(column) for column in columns)
 
 
 def gaussian_heatmaps(cells, has_target, heatmap_size):
@@ -66,15 +78,36 @@ def gaussian_heatmaps(cells, has_target, heatmap_size):
     return (np.exp(-squared / (2.0 * REFINER_HEATMAP_SIGMA ** 2)) * has_target).astype(np.float32)
 
 
-def train_joint_refiner(train_frames, validation_frames, *, epochs, seed, base_filters=None, log=print):
+def joint_depth_maps(cells, offsets, heatmap_size):
+    """[h, w, 2J]: each joint's depth offset (`offsets` [J], NaN: unknown) on the cells within `DEPTH_RADIUS` of its
+    heatmap coordinates `cells` [J, 2] (x, y), then the weights (1 there), as `losses.MaskedJointDepthL1` reads."""
+    height, width = heatmap_size
+    x = np.arange(width, dtype=np.float32)[None, :, None] + 0.5
+    y = np.arange(height, dtype=np.float32)[:, None, None] + 0.5
+    near = (x - cells[None, None, :, 0]) ** 2 + (y - cells[None, None, :, 1]) ** 2 <= DEPTH_RADIUS ** 2
+    weight = (near & np.isfinite(offsets)).astype(np.float32)
+    return np.concatenate([weight * np.nan_to_num(offsets), weight], axis=-1).astype(np.float32)
+
+
+def mirrored_joint_depth_maps(maps):
+    """Joint depth maps [M, h, w, 2J] of the mirrored crops: a mirror exchanges left and right, keeps depths."""
+    order = list(FLIP_INDEX) + [index + len(FLIP_INDEX) for index in FLIP_INDEX]
+    return maps[:, :, ::-1][..., order]
+
+
+def train_joint_refiner(train_frames, validation_frames, *, epochs, seed, base_filters=None, joint_depths=True,
+                        log=print):
     """A fitted joint refiner and its report ({"train_examples", "validation_people", "validation_accuracy": the share
-    of in-frame validation joints refined within `ACCURACY_DISTANCE` of the box height, from crops cut at the labels}),
-    or (None, report) where no training person has enough visible joints. `base_filters`: the refiner's width (None:
-    `pose_tl.models.refiner.BASE_FILTERS`)."""
+    of in-frame validation joints refined within `ACCURACY_DISTANCE` of the box height, from crops cut at the labels,
+    and with `joint_depths` "validation_depth_accuracy": the share of their joints with a 3D label whose depth the
+    refiner places within `DEPTH_TOLERANCE_M`, at its own peak}), or (None, report) where no training person has
+    enough visible joints. `base_filters`: the refiner's width (None: `pose_tl.models.refiner.BASE_FILTERS`);
+    `joint_depths`: it also learns each joint's depth behind the surface."""
     import keras
 
+    from pose_tl.decoding.refining import REFINER_DEPTHS, REFINER_HEATMAPS
     from pose_tl.models.refiner import build_joint_refiner
-    from pose_tl.training.losses import ForegroundWeightedMSE
+    from pose_tl.training.losses import ForegroundWeightedMSE, MaskedJointDepthL1
 
     rng = np.random.default_rng(seed)
     examples = [refiner_examples(train_frames, rng) for _ in range(COPIES)]
@@ -82,33 +115,47 @@ def train_joint_refiner(train_frames, validation_frames, *, epochs, seed, base_f
         log("joint refiner: no training person has enough visible joints; not trained")
         return None, {"train_examples": 0}
     crops = np.concatenate([e[0] for e in examples])
-    targets = np.concatenate([e[1] for e in examples])
     crops = np.concatenate([crops, crops[:, :, ::-1]])
-    targets = np.concatenate([targets, targets[:, :, ::-1][..., list(FLIP_INDEX)]])
+    heatmaps = np.concatenate([e[1] for e in examples])
+    targets = np.concatenate([heatmaps, heatmaps[:, :, ::-1][..., list(FLIP_INDEX)]])
+    loss = ForegroundWeightedMSE(FOREGROUND_WEIGHT)
+    if joint_depths:
+        depths = np.concatenate([e[2] for e in examples])
+        targets = {REFINER_HEATMAPS: targets, REFINER_DEPTHS: np.concatenate([depths, mirrored_joint_depth_maps(depths)])}
+        loss = {REFINER_HEATMAPS: loss, REFINER_DEPTHS: MaskedJointDepthL1()}
+    del examples
     report = {"train_examples": int(len(crops))}  # shaken copies of each person, and their mirror images
     keras.utils.set_random_seed(seed)
-    model = build_joint_refiner(seed, **({"base_filters": base_filters} if base_filters else {}))
+    model = build_joint_refiner(seed, **({"base_filters": base_filters} if base_filters else {}),
+                                joint_depths=joint_depths)
     steps = epochs * int(np.ceil(len(crops) / BATCH_SIZE))
-    model.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(LEARNING_RATE, steps)),
-                  ForegroundWeightedMSE(FOREGROUND_WEIGHT))
+    model.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(LEARNING_RATE, steps)), loss)
     model.fit(crops, targets, epochs=epochs, batch_size=BATCH_SIZE, shuffle=True, verbose=0)
     validation = refiner_examples(validation_frames)
     report["validation_people"] = 0 if validation is None else int(len(validation[0]))
     if validation is not None:
-        report["validation_accuracy"] = refiner_accuracy(model, *validation[:1], *validation[2:])
+        report.update(refiner_accuracy(model, validation[0], *validation[3:]))
     log(f"joint refiner: {report['train_examples']} training crops, {epochs} epochs; validation accuracy "
         + (f"{report['validation_accuracy']:.3f} on {report['validation_people']} people"
+           + (f", joint depths within {DEPTH_TOLERANCE_M * 100:.0f} cm {report['validation_depth_accuracy']:.3f}"
+              if "validation_depth_accuracy" in report else "")
            if validation is not None else "n/a (no validation people)"))
     return model, report
 
 
-def refiner_accuracy(model, crops, joints, in_frame, boxes):
-    """The share of in-frame joints the refiner places within `ACCURACY_DISTANCE` of the box height."""
-    from pose_tl.decoding.refining import heatmap_to_frame
-    from pose_tl.decoding.peaks import find_peaks
+def refiner_accuracy(model, crops, joints, in_frame, boxes, offsets):
+    """{"validation_accuracy": the share of in-frame joints the refiner places within `ACCURACY_DISTANCE` of the box
+    height} and, for a refiner with joint depths, {"validation_depth_accuracy": the share of joints with a known depth
+    `offsets` [M, J] (NaN: unknown) that it answers within `DEPTH_TOLERANCE_M` at its peak}."""
+    from pose_tl.decoding.refining import crop_peaks, heatmap_to_frame, refiner_maps
 
-    heatmaps = model.predict(crops, batch_size=256, verbose=0)
-    xy, _ = find_peaks(heatmaps, threshold=-np.inf, max_peaks=1)
-    found = heatmap_to_frame(xy[:, :, 0], boxes[:, None], heatmaps.shape[1:3]).numpy()
+    maps = refiner_maps(model.predict(crops, batch_size=256, verbose=0))
+    xy, _, depths = crop_peaks(maps)
+    found = heatmap_to_frame(xy, boxes[:, None], maps.shape[1:3]).numpy()
     error = np.linalg.norm(found - joints, axis=-1) / (boxes[:, 2] - boxes[:, 0])[:, None]
-    return float(np.mean(error[in_frame] <= ACCURACY_DISTANCE))
+    report = {"validation_accuracy": float(np.mean(error[in_frame] <= ACCURACY_DISTANCE))}
+    known = np.isfinite(offsets)
+    if depths is not None and known.any():
+        report["validation_depth_accuracy"] = float(np.mean(np.abs(depths.numpy() - offsets)[known]
+                                                            <= DEPTH_TOLERANCE_M))
+    return report
