@@ -16,6 +16,8 @@ With `joint_depth`, the last stage also predicts, per joint, how far behind the 
 
 import keras
 
+from pose_tl.models.fused_batch_norm import FusedBatchNormalization
+
 PYRAMID_LAYERS = {8: ("block4_conv3", "block5_conv3"), 4: ("block3_conv3", "block4_conv3", "block5_conv3"),
                   2: ("block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3")}
 HEATMAP_PRIOR_LOGIT = -4.6  # sigmoid -> 0.01
@@ -68,7 +70,7 @@ class PoseHead(keras.layers.Layer):
         for lateral, shape in zip(self.laterals, input_shapes):
             lateral.build(shape)
         if self.lateral_norm:
-            self.lateral_norms = [keras.layers.BatchNormalization(name=f"lateral_norm_{i}")
+            self.lateral_norms = [FusedBatchNormalization(name=f"lateral_norm_{i}")
                                   for i in range(len(input_shapes))]
             for norm, shape in zip(self.lateral_norms, input_shapes):
                 norm.build(tuple(shape[:-1]) + (self.channels,))
