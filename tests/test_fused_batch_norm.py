@@ -12,10 +12,10 @@ def _pair(shape, **options):
     keras_norm.build(shape)
     fused_norm.build(shape)
     rng = np.random.default_rng(3)
+    gamma, beta = rng.uniform(0.5, 2.0, shape[-1]).astype(np.float32), rng.normal(0, 1, shape[-1]).astype(np.float32)
     for norm in (keras_norm, fused_norm):  # the same non-trivial scale and offset in both
-        norm.gamma.assign(rng.uniform(0.5, 2.0, shape[-1]).astype(np.float32))
-        norm.beta.assign(rng.normal(0, 1, shape[-1]).astype(np.float32))
-        rng = np.random.default_rng(3)
+        norm.gamma.assign(gamma)
+        norm.beta.assign(beta)
     return keras_norm, fused_norm
 
 
