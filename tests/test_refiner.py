@@ -289,3 +289,34 @@ def test_lifting_takes_the_refiners_joint_depths_for_the_joints_it_moved():
     not_moved[..., hand] = False
     kept, _ = lifted((tf.constant(deeper), tf.constant(not_moved)))
     np.testing.assert_allclose(kept, plain, atol=1e-6)  # the refiner did not move the hand: its depth is not read
+
+
+def test_refiner_training_shakes_its_oldest_copy_again_before_each_later_epoch(monkeypatch):
+    from pose_tl.training import refiner as training
+
+    settings = default_settings(people=(1, 2), distance_m=(1.5, 3.0))
+    frames = [render_people_frame(11, index, settings) for index in range(4)]
+    drawn, pools = [], []
+    real_examples, real_arrays = training.refiner_examples, training.training_arrays
+
+    def recording_examples(frames, rng=None):
+        examples = real_examples(frames, rng)
+        if rng is not None:
+            drawn.append(examples)
+        return examples
+
+    def recording_arrays(copies, joint_depths):
+        pools.append([id(copy) for copy in copies])
+        return real_arrays(copies, joint_depths)
+
+    monkeypatch.setattr(training, "refiner_examples", recording_examples)
+    monkeypatch.setattr(training, "training_arrays", recording_arrays)
+    model, report = training.train_joint_refiner(frames, frames[:1], epochs=3, seed=5, base_filters=4,
+                                                 log=lambda _: None)
+    assert model is not None and report["train_examples"] == 2 * training.COPIES * len(drawn[0][0])
+    assert len(drawn) == training.COPIES + 2 * training.RESHAKEN_COPIES
+    ids = [id(copy) for copy in drawn]
+    assert pools[0] == ids[:training.COPIES]
+    assert pools[1] == ids[training.RESHAKEN_COPIES:training.COPIES + training.RESHAKEN_COPIES]  # oldest out
+    assert pools[2] == ids[2 * training.RESHAKEN_COPIES:]
+    assert not np.array_equal(drawn[0][0], drawn[-1][0])  # a new shake cuts other crops
