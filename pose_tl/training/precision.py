@@ -50,11 +50,8 @@ def crop_training_policy(precision, policy):
     VGG16 ran ~2x faster in bfloat16 there); with AMX 265 against 398 (README, *Benchmarks*). Exports compute them in
     the network's policy whichever they trained in. A precision the recipe names is kept.
     """
-    if precision != "auto" or policy != "mixed_bfloat16" or cpu_has_amx():
-        return policy
-    import tensorflow as tf
-
-    return policy if tf.config.list_physical_devices("GPU") else "float32"
+    auto_chose_cpu_bfloat16 = precision == "auto" and policy == "mixed_bfloat16"  # `auto` picks it on CPUs only
+    return "float32" if auto_chose_cpu_bfloat16 and not cpu_has_amx() else policy
 
 
 @contextlib.contextmanager
