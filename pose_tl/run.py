@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from pose_tl.atomic import atomic_path, write_json_atomic
-from pose_tl.errors import DataError, OutputError
+from pose_tl.errors import DataError
+from pose_tl.output_dir import prepare_output_dir
 
 FINAL_MODEL = "checkpoints/final.keras"
 SAVED_MODEL = "saved_model"
@@ -21,24 +22,6 @@ EVAL_DIR = "eval"
 
 def default_output_dir(recipe):
     return Path(recipe.output_dir) if recipe.output_dir else Path("runs") / Path(recipe.source).stem
-
-
-def prepare_output_dir(out_dir, allow_previous_run):
-    """Create `out_dir`; refuse to mix a new run into a previous one unless resuming."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"{out_dir}: output path exists and is not a folder")
-    previous = (out_dir / "checkpoints").exists()
-    if previous and not allow_previous_run:
-        raise OutputError(f"{out_dir}: holds a previous run; pass --resume to continue it or --out for a new folder")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise OutputError(f"{out_dir}: cannot write to the output folder ({exc.strerror})") from None
-    return out_dir
 
 
 def train(recipe, out_dir=None, resume=False, export=None, command="train", verbose="auto", log=print):

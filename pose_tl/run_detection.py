@@ -62,7 +62,7 @@ def fit(recipe, data, out_dir, resume, export, verbose, fit_and_save):
 def predict_split(predict, recipe, split, limit=None):
     """Run `predict(depth_mm [N, H, W], intrinsics [N, 4])` over a split: (predictions, frames, ms per frame)."""
     from pose_tl.data.people_sources import people_frames
-    from pose_tl.run_pose import same_size_batches
+    from pose_tl.data.people.frame import same_size_batches
 
     frames = people_frames(recipe.data, recipe.seed, split, limit)
     if not frames:
@@ -118,7 +118,7 @@ def load_detector(path, recipe=None):
 
 
 def evaluate(recipe, model_path, out_dir, split, command):
-    from pose_tl.run import prepare_output_dir
+    from pose_tl.output_dir import prepare_output_dir
     from pose_tl.run_record import write_run_record
 
     predict, class_names = load_detector(model_path, recipe)

@@ -18,6 +18,7 @@ def predict_split(predict, recipe, split, limit=None):
 
     Frames are batched only with frames of the same size (file sources may mix sizes).
     """
+    from pose_tl.data.people.frame import same_size_batches
     from pose_tl.data.people_sources import people_frames
 
     frames = people_frames(recipe.data, recipe.seed, split, limit)
@@ -28,17 +29,6 @@ def predict_split(predict, recipe, split, limit=None):
         out = predict(np.stack([f.depth_mm for f in batch]), np.stack([f.intrinsics for f in batch]))
         predictions += [{name: np.asarray(value)[i] for name, value in out.items()} for i in range(len(batch))]
     return predictions, frames
-
-
-def same_size_batches(frames, size):
-    batch = []
-    for frame in frames:
-        if batch and (len(batch) == size or frame.depth_mm.shape != batch[0].depth_mm.shape):
-            yield batch
-            batch = []
-        batch.append(frame)
-    if batch:
-        yield batch
 
 
 def write_report(eval_dir, report, text):
@@ -160,7 +150,7 @@ def _reported_fingerprint(report_path):
 
 def evaluate(recipe, model_path, out_dir, split, command):
     from pose_tl.export.loading import load_pose_model
-    from pose_tl.run import prepare_output_dir
+    from pose_tl.output_dir import prepare_output_dir
     from pose_tl.run_record import write_run_record
 
     model = load_pose_model(model_path, xla_decoding=recipe.model.pose.xla_decoding,

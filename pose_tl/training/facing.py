@@ -41,7 +41,7 @@ def facing_examples(frames, rng=None):
     """(crops [M, h, w, 1] float32, labels [M] 1.0 = faces the camera) of the frames' clearly facing people; with a
     NumPy `rng`, around shaken joints (`JITTER`)."""
     from pose_tl.decoding.facing import person_crops
-    from pose_tl.run_pose import same_size_batches
+    from pose_tl.data.people.frame import same_size_batches
 
     crops, labels = [], []
     for batch in same_size_batches(frames, BATCH_FRAMES):

@@ -38,7 +38,7 @@ def refiner_examples(frames, rng=None):
     from pose_tl.decoding.facing import person_boxes
     from pose_tl.decoding.lifting import depth_at_keypoints
     from pose_tl.decoding.refining import REFINER_CROP_SIZE, REFINER_STRIDE, frame_to_heatmap, refiner_crops
-    from pose_tl.run_pose import same_size_batches
+    from pose_tl.data.people.frame import same_size_batches
 
     heatmap_size = (REFINER_CROP_SIZE[0] // REFINER_STRIDE, REFINER_CROP_SIZE[1] // REFINER_STRIDE)
     columns = [[] for _ in range(7)]

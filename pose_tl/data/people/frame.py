@@ -40,3 +40,16 @@ class PeopleFrame:
     def image_size(self):
         """(height, width)."""
         return tuple(self.depth_mm.shape)
+
+
+def same_size_batches(frames, size):
+    """Lists of up to `size` consecutive `frames` of one depth size: what stacks into one batch (sources such as
+    COCO-style files mix sizes)."""
+    batch = []
+    for frame in frames:
+        if batch and (len(batch) == size or frame.depth_mm.shape != batch[0].depth_mm.shape):
+            yield batch
+            batch = []
+        batch.append(frame)
+    if batch:
+        yield batch
