@@ -3,11 +3,12 @@
 Cuts each test person's depth crop as decoding does (`pose_tl.decoding.refining`), around its labelled visible
 joints and again around shaken ones (`pose_tl.training.facing.shaken`: as decoded joints differ from labels), runs a
 trained joint refiner on them, lifts its joints as decoding does (the depth read at the refined joint plus the
-refiner's joint depth) and splits each labelled joint's error into: 2D (within 0.1 of the crop box's height, the
-refiner's validation measure), lateral (x and y at the labelled depth, within 10 cm), depth (within 10 cm), 3D within
-10 cm (mAP@10 cm's test) and 3D with the labelled 2D joint instead of the refined one (what the joint depths alone
-lose), for all, visible and occluded joints. No pose network: what is lost here is the refiner's, whatever the
-bottom-up head finds.
+refiner's joint depth, or where that surface lies nearer than the crop shows, the trunk's depth plus the refiner's
+depth behind the trunk: `refining.behind_occluder`) and splits each labelled joint's error into: 2D (within 0.1 of
+the crop box's height, the refiner's validation measure), lateral (x and y at the labelled depth, within 10 cm),
+depth (within 10 cm), 3D within 10 cm (mAP@10 cm's test) and 3D with the labelled 2D joint instead of the refined
+one (what the joint depths alone lose), for all, visible and occluded joints. No pose network: what is lost here
+is the refiner's, whatever the bottom-up head finds.
 
     .venv/bin/python benchmarks/refiner_errors.py --refiner RUN/checkpoints/refiner.keras
     .venv/bin/python benchmarks/refiner_errors.py --epochs 6    # trains one here first, with the library's settings
@@ -32,9 +33,10 @@ SHAKE_SEED = 123
 
 def test_people_crops(frames, rng):
     """Per test frame with people the refiner would see (`MIN_VISIBLE_JOINTS` visible): (frame, kept [P] bool,
-    crops [M, h, w, 1], boxes [M, 4]); cut around the labelled visible joints, or shaken ones with a NumPy `rng`."""
+    crops [M, h, w, 1], boxes [M, 4], the crops' trunk depths [M]); cut around the labelled visible joints, or shaken
+    ones with a NumPy `rng`."""
     from pose_tl.data.people.skeleton import VISIBLE
-    from pose_tl.decoding.facing import person_boxes
+    from pose_tl.decoding.facing import person_boxes, trunk_depth
     from pose_tl.decoding.refining import refiner_crops
     from pose_tl.training.facing import MIN_VISIBLE_JOINTS, shaken
 
@@ -48,25 +50,28 @@ def test_people_crops(frames, rng):
         depth_m = (frame.depth_mm.astype(np.float32) / 1000.0)[None]
         crops = refiner_crops(depth_m, cut_at, cut_found).numpy()[0][kept]
         boxes = person_boxes(cut_at, cut_found).numpy()[0][kept]
-        yield frame, kept, crops, boxes
+        yield frame, kept, crops, boxes, trunk_depth(depth_m, cut_at, cut_found).numpy()[0][kept]
 
 
 def refined_joints(refiner, crops, boxes):
-    """(joints [M, J, 2] frame pixels, joint depths [M, J] metres behind the surface) the refiner answers."""
+    """(joints [M, J, 2] frame pixels, joint depths [M, J] metres behind the surface, behind the trunk [M, J] or None)
+    the refiner answers."""
     from pose_tl.decoding.refining import crop_peaks, heatmap_to_frame, refiner_maps
 
     maps = refiner_maps(refiner.predict(crops, batch_size=256, verbose=0))
-    xy, _, depths = crop_peaks(maps)
+    xy, _, depths, trunk_depths = crop_peaks(maps)
     if depths is None:
         raise SystemExit("this refiner answers no joint depths (model.pose.refiner_depth: false): nothing to lift")
-    return heatmap_to_frame(xy, boxes[:, None], maps.shape[1:3]).numpy(), depths.numpy()
+    return (heatmap_to_frame(xy, boxes[:, None], maps.shape[1:3]).numpy(), depths.numpy(),
+            None if trunk_depths is None else trunk_depths.numpy())
 
 
-def joint_errors(frame, kept, boxes, joints, depths):
+def joint_errors(frame, kept, boxes, reference, joints, depths, trunk_depths):
     """Rows [K, 7] of the frame's labelled joints (visibility hidden or visible, with 3D labels): visible (0/1),
     2D error / box height, lateral, depth and 3D errors (metres), 3D error with the labelled 2D joint, joint index."""
     from pose_tl.data.people.skeleton import OCCLUDED, VISIBLE
     from pose_tl.decoding.lifting import depth_at_keypoints
+    from pose_tl.decoding.refining import behind_occluder
 
     depth_m = frame.depth_mm.astype(np.float32) / 1000.0
     fx, fy, cx, cy = (float(value) for value in frame.intrinsics)
@@ -75,6 +80,8 @@ def joint_errors(frame, kept, boxes, joints, depths):
     def lifted(pixels):
         surface = depth_at_keypoints(depth_m, np.nan_to_num(pixels).astype(np.float32)).numpy()
         z = np.where(surface > 0, surface + depths, np.nan)  # no reading: no depth, an error beyond any radius
+        if trunk_depths is not None:
+            z = np.where(np.asarray(behind_occluder(surface, reference[:, None])), reference[:, None] + trunk_depths, z)
         return np.stack([(pixels[..., 0] - cx) * z / fx, (pixels[..., 1] - cy) * z / fy, z], axis=-1)
 
     xyz, xyz_at_labels = lifted(joints), lifted(labels_2d)
@@ -136,8 +143,8 @@ def main():
     names = list(summary(np.zeros((1, 7))))
     print(f"{'crops':<8}{'joints':<10}" + "".join(f"{name:>12}" for name in names))
     for crops_name, rng in (("labels", None), ("shaken", np.random.default_rng(SHAKE_SEED))):
-        rows = np.concatenate([joint_errors(frame, kept, boxes, *refined_joints(refiner, crops, boxes))
-                               for frame, kept, crops, boxes in test_people_crops(test, rng)])
+        rows = np.concatenate([joint_errors(frame, kept, boxes, reference, *refined_joints(refiner, crops, boxes))
+                               for frame, kept, crops, boxes, reference in test_people_crops(test, rng)])
         for joints_name, chosen in (("all", slice(None)), ("visible", rows[:, 0] == 1), ("hidden", rows[:, 0] == 0)):
             values = summary(rows[chosen])
             print(f"{crops_name:<8}{joints_name:<10}" + "".join(

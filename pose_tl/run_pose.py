@@ -89,7 +89,7 @@ def fit_joint_refiner(recipe, checkpoint, report_path, log=print):
                           functools.partial(train_joint_refiner, base_filters=filters, joint_depths=depths),
                           refiner_model_path(checkpoint), lambda: load_refiner_model(checkpoint), report_path,
                           "joint refiner", log, filters=filters, copies=COPIES, reshaken_copies=RESHAKEN_COPIES,
-                          learning_rate=LEARNING_RATE, joint_depths=depths)
+                          learning_rate=LEARNING_RATE, joint_depths=depths, trunk_depths=depths)
 
 
 def fit_crop_model(recipe, epochs, train, path, load, report_path, name, log, **settings):

@@ -197,6 +197,7 @@ def test_pose_tflite_through_the_cli_decodes_the_people_the_saved_model_does(pos
     assert (metadata["task"], metadata["format"], len(metadata["joint_names"])) == ("pose", "tflite", 15)
     assert metadata["facing_classifier"] is True and metadata["joint_refiner"] is True
     assert metadata["refine_passes"] == 2 and metadata["refiner_joint_depths"] is True  # as the SavedModel's
+    assert metadata["refiner_trunk_depths"] is True
 
 
 def test_pose_onnx_through_the_cli_decodes_the_people_the_saved_model_does(pose_model, tiny_recipe):

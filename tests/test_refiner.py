@@ -8,8 +8,8 @@ from pose_tl.data.people.engine import render_people_frame
 from pose_tl.data.people.skeleton import FLIP_INDEX, JOINT, NUM_JOINTS
 from pose_tl.data.people.tfds_builder import default_settings
 from pose_tl.decoding.facing import on_person_slots, person_boxes
-from pose_tl.decoding.refining import (REFINED_MIN_PEAK, REFINER_CROP_SIZE, REFINER_STRIDE, frame_to_heatmap,
-                                       heatmap_to_frame, refine_people, refiner_heatmaps)
+from pose_tl.decoding.refining import (REFINED_MIN_PEAK, REFINER_CROP_SIZE, REFINER_STRIDE, RefinedDepths,
+                                       frame_to_heatmap, heatmap_to_frame, refine_people, refiner_heatmaps)
 from pose_tl.training.refiner import (DEPTH_RADIUS, gaussian_heatmaps, joint_depth_maps, mirrored_joint_depth_maps,
                                      refiner_examples)
 
@@ -74,7 +74,7 @@ def test_on_person_slots_computes_the_wanted_slots_only():
 def test_refiner_examples_have_their_targets_at_the_labelled_joints():
     settings = default_settings(people=(1, 3), distance_m=(1.5, 4.0))
     frames = [render_people_frame(7, index, settings) for index in range(6)]
-    crops, targets, _, joints, in_frame, boxes, _ = refiner_examples(frames)
+    crops, targets, _, joints, in_frame, boxes, _, _ = refiner_examples(frames)
     assert crops.shape[1:] == (*REFINER_CROP_SIZE, 1) and targets.shape[1:] == (*HEATMAP_SIZE, NUM_JOINTS)
     assert len(crops) == len(targets) == len(joints) >= len(frames)
     person = (crops[..., 0] < 1.0).mean(axis=(1, 2))
@@ -147,9 +147,10 @@ def test_flip_averaged_refiner_heatmaps_treat_a_mirrored_person_as_its_mirror_im
     refiner = build_joint_refiner(seed=2, base_filters=4, joint_depths=joint_depths)
     crops = tf.random.uniform((3, *REFINER_CROP_SIZE, 1), seed=4)
     mirrored = tf.reverse(crops, axis=[2])
-    channels = 2 * NUM_JOINTS if joint_depths else NUM_JOINTS
+    blocks = 3 if joint_depths else 1  # heatmaps, depths behind the surface and behind the trunk
+    channels = blocks * NUM_JOINTS
     # A mirror exchanges left and right joints: their heatmaps and (with joint depths) their depths alike.
-    order = list(FLIP_INDEX) + ([j + NUM_JOINTS for j in FLIP_INDEX] if joint_depths else [])
+    order = [j + NUM_JOINTS * block for block in range(blocks) for j in FLIP_INDEX]
 
     def unmirrored(maps):
         return tf.gather(tf.reverse(maps, axis=[2]), order, axis=-1).numpy()
@@ -198,9 +199,9 @@ def test_refiner_examples_give_each_joint_its_depth_behind_the_surface_around_it
 
     settings = default_settings(people=(1, 3), distance_m=(1.5, 4.0))
     frames = [render_people_frame(7, index, settings) for index in range(6)]
-    crops, _, depths, joints, in_frame, boxes, offsets = refiner_examples(frames)
-    assert depths.shape == (len(crops), *HEATMAP_SIZE, 2 * NUM_JOINTS)
-    value, weight = depths[..., :NUM_JOINTS], depths[..., NUM_JOINTS:]
+    crops, _, depths, joints, in_frame, boxes, offsets, _ = refiner_examples(frames)
+    assert depths.shape == (len(crops), *HEATMAP_SIZE, 4 * NUM_JOINTS)  # behind the surface, then the trunk
+    value, weight = depths[..., :NUM_JOINTS], depths[..., NUM_JOINTS:2 * NUM_JOINTS]
     known = np.isfinite(offsets)
     assert known.sum() > 0.8 * in_frame.sum() and not np.any(known & ~in_frame)
     assert np.all(weight.max(axis=(1, 2))[known] == 1.0) and np.all(weight.max(axis=(1, 2))[~known] == 0.0)
@@ -217,7 +218,7 @@ def test_refiner_examples_give_each_joint_its_depth_behind_the_surface_around_it
             assert one is None
             continue
         surface = depth_at_keypoints(frame.depth_mm / 1000.0, np.nan_to_num(frame.joints_2d[people])).numpy()
-        expected, got = frame.joints_3d[people, :, 2] - surface, one[-1]
+        expected, got = frame.joints_3d[people, :, 2] - surface, one[-2]
         assert len(got) == len(people)
         np.testing.assert_allclose(got[np.isfinite(got)], expected[np.isfinite(got)], atol=1e-5)
         for visibility in behind:
@@ -250,7 +251,9 @@ def test_refine_people_reads_the_refiners_joint_depths_at_its_peaks():
     people = (tf.constant(keypoints), tf.constant(np.full((1, 1, NUM_JOINTS), 0.9, np.float32)),
               tf.constant([[0.8]]), tf.constant([1]))
     maps = np.concatenate([heatmaps, depths], axis=-1)[None, None]
-    _, (read, moved) = refine_people(people, tf.constant(maps), stride=stride)
+    _, refined = refine_people(people, tf.constant(maps), stride=stride)
+    read, moved = refined.offsets, refined.moved
+    assert not refined.from_trunk.numpy().any()  # a refiner without depths behind the trunk
     np.testing.assert_allclose(read.numpy()[0, 0], np.linspace(0.05, 0.4, NUM_JOINTS), atol=1e-6)
     assert moved.numpy()[0, 0].tolist() == [False] + [True] * (NUM_JOINTS - 1)
 
@@ -270,7 +273,11 @@ def test_lifting_takes_the_refiners_joint_depths_for_the_joints_it_moved():
     deeper = fixed.copy()
     deeper[..., hand] += 0.03  # a little deeper: not far enough for the occlusion test to call it hidden
 
-    def lifted(refined_depths):
+    def lifted(offsets_and_moved):
+        refined_depths = None
+        if offsets_and_moved is not None:
+            offsets, moved = offsets_and_moved
+            refined_depths = RefinedDepths(offsets, moved, tf.zeros_like(offsets), tf.zeros_like(moved))
         out = complete_people(people, depth_m, intrinsics, stride=stride, refined_depths=refined_depths)
         return out["keypoints_3d"].numpy()[0, :2], out["keypoint_scores"].numpy()[0, :2] > 0
 
@@ -289,6 +296,91 @@ def test_lifting_takes_the_refiners_joint_depths_for_the_joints_it_moved():
     not_moved[..., hand] = False
     kept, _ = lifted((tf.constant(deeper), tf.constant(not_moved)))
     np.testing.assert_allclose(kept, plain, atol=1e-6)  # the refiner did not move the hand: its depth is not read
+
+
+def occluded_person_frame():
+    """(depth [1, H, W] metres, person's joints [J, 2] frame pixels, the hand's index): a person standing on a flat
+    surface 3 m away, its left hand behind a board 1.5 m from the camera (nearer than the refiner's crop shows)."""
+    joints = standing_person(x0=60.0, y0=10.0, scale=2.0)  # joints >= 5.7 pixels apart in y
+    hand = JOINT["left_hand"]
+    depth = np.full((1, 120, 160), 3.0, np.float32)
+    column, row = np.round(joints[hand]).astype(int)
+    depth[0, row - 1:row + 2, column - 1:column + 2] = 1.5  # seen by no other joint's depth window (5 x 5)
+    return depth, joints, hand
+
+
+def test_behind_occluder_names_joints_whose_surface_the_crop_cannot_show():
+    from pose_tl.decoding.refining import REFINER_DEPTH_WINDOW_M, behind_occluder
+
+    reference = np.float32(3.0)
+    surface = np.array([3.0, 2.5, 3.0 - REFINER_DEPTH_WINDOW_M + 0.01, 1.5, 0.0, 4.5], np.float32)
+    assert np.asarray(behind_occluder(surface, reference)).tolist() == [False, False, False, True, True, False]
+    assert not np.asarray(behind_occluder(surface, np.float32(0.0))).any()  # no trunk depth: nothing to place by
+
+
+def test_refine_people_places_a_joint_behind_a_near_occluder_from_the_trunk():
+    from pose_tl.decoding.people import complete_people
+
+    depth, truth, hand = occluded_person_frame()
+    stride = 4
+    boxes = person_boxes(truth[None, None], tf.ones((1, 1, NUM_JOINTS), tf.bool))[0, 0].numpy()
+    cells = frame_to_heatmap(truth[None], boxes[None, None], HEATMAP_SIZE).numpy()[0]
+    heatmaps = gaussian_heatmaps(cells, np.ones(NUM_JOINTS, bool), HEATMAP_SIZE)
+    surface_depths = np.full((*HEATMAP_SIZE, NUM_JOINTS), 0.02, np.float32)
+    trunk_depths = np.full((*HEATMAP_SIZE, NUM_JOINTS), 0.25, np.float32)  # 25 cm behind the trunk
+    maps = tf.constant(np.concatenate([heatmaps, surface_depths, trunk_depths], axis=-1)[None, None])
+    people = (tf.constant((truth / stride)[None, None]), tf.constant(np.full((1, 1, NUM_JOINTS), 0.9, np.float32)),
+              tf.constant([[0.8]]), tf.constant([1]))
+    people, refined = refine_people(people, maps, stride=stride, depth_m=depth)
+    expected = np.zeros(NUM_JOINTS, bool)
+    expected[hand] = True
+    assert refined.from_trunk.numpy()[0, 0].tolist() == expected.tolist()  # the others: their surface is in view
+    assert refined.trunk_z.numpy()[0, 0, hand] == pytest.approx(3.25, abs=1e-5)
+    _, without_frame = refine_people(people, maps, stride=stride)
+    assert not without_frame.from_trunk.numpy().any()  # no frame given: depths behind the surface only
+
+    intrinsics = np.array([[120.0, 120.0, 80.0, 60.0]], np.float32)
+    out = complete_people(people, depth, intrinsics, stride=stride, refined_depths=refined)
+    xyz = out["keypoints_3d"].numpy()[0, 0]
+    assert xyz[hand, 2] == pytest.approx(3.25, abs=1e-5)  # not the board's 1.5 m + 2 cm
+    pixel = out["keypoints_2d"].numpy()[0, 0, hand]
+    np.testing.assert_allclose(xyz[hand, :2], (pixel - [80.0, 60.0]) * 3.25 / 120.0, atol=1e-4)
+    others = np.arange(NUM_JOINTS) != hand
+    np.testing.assert_allclose(xyz[others, 2], 3.02, atol=1e-5)  # read at the surface, 2 cm behind it
+
+
+def test_refiner_examples_give_each_joint_its_depth_behind_the_trunk():
+    from pose_tl.decoding.facing import trunk_depth
+    from pose_tl.decoding.refining import behind_occluder
+
+    settings = default_settings(people=(2, 3), distance_m=(1.5, 5.0))
+    frames = [render_people_frame(3, index, settings) for index in range(16)]
+    examples = refiner_examples(frames)
+    crops, depths, offsets, trunk_offsets = examples[0], examples[2], examples[6], examples[7]
+    value, weight = depths[..., 2 * NUM_JOINTS:3 * NUM_JOINTS], depths[..., 3 * NUM_JOINTS:]
+    known = np.isfinite(trunk_offsets)
+    assert np.all(weight.max(axis=(1, 2))[known] == 1.0) and np.all(weight.max(axis=(1, 2))[~known] == 0.0)
+    np.testing.assert_allclose(np.where(weight > 0, value, -9.0).max(axis=(1, 2))[known], trunk_offsets[known],
+                               atol=1e-6)
+    hidden_far, checked = 0, 0
+    for frame in frames:
+        people = [p for p in range(frame.num_people) if (frame.visibility[p] == 2).sum() >= 4]
+        if not people:
+            continue
+        one = refiner_examples([frame])
+        labels = np.nan_to_num(frame.joints_2d[people]).astype(np.float32)[None]
+        depth_m = (frame.depth_mm / 1000.0).astype(np.float32)[None]
+        reference = trunk_depth(depth_m, labels, (frame.visibility[people] == 2)[None]).numpy()[0][:, None]
+        expected = frame.joints_3d[people, :, 2] - reference
+        got = one[7]
+        np.testing.assert_allclose(got[np.isfinite(got)], expected[np.isfinite(got)], atol=1e-5)
+        from pose_tl.decoding.lifting import depth_at_keypoints
+        surface = depth_at_keypoints(depth_m, labels).numpy()[0]
+        hidden = np.asarray(behind_occluder(surface, reference)) & np.isfinite(got)
+        assert not np.isfinite(one[6][hidden]).any()  # no depth behind a surface the crop cannot show
+        hidden_far += int(hidden.sum())
+        checked += int(np.isfinite(got).sum())
+    assert checked > 100 and hidden_far > 0
 
 
 def test_refiner_training_shakes_its_oldest_copy_again_before_each_later_epoch(monkeypatch):

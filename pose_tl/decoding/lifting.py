@@ -34,7 +34,9 @@ def depth_at_keypoints(depth_m, keypoints, window=5):
     # Gather only the windows at the keypoints (not every pixel's patch); outside the frame reads as no depth.
     steps = tf.range(window) - window // 2
     dy, dx = tf.meshgrid(steps, steps, indexing="ij")
-    window_y, window_x = y[..., None] + tf.reshape(dy, [-1]), x[..., None] + tf.reshape(dx, [-1])  # [N, ..., w*w]
+    # [N, ..., w*w]; expand_dims, not [..., None]: TFLite has no strided slice that adds an axis to a dynamic shape
+    window_y = tf.expand_dims(y, -1) + tf.reshape(dy, [-1])
+    window_x = tf.expand_dims(x, -1) + tf.reshape(dx, [-1])
     inside = (window_y >= 0) & (window_y < height) & (window_x >= 0) & (window_x < width)
     values = tf.gather_nd(depth_m, tf.stack([batch_index_like(window_y), tf.clip_by_value(window_y, 0, height - 1),
                                              tf.clip_by_value(window_x, 0, width - 1)], axis=-1))
@@ -43,7 +45,7 @@ def depth_at_keypoints(depth_m, keypoints, window=5):
     foreground = valid & (values <= nearest + FOREGROUND_BAND_M)
     ordered = tf.sort(tf.where(foreground, values, NO_READING_M), axis=-1)
     count = tf.reduce_sum(tf.cast(foreground, tf.int32), axis=-1)
-    middle = tf.range(window * window) == (tf.maximum(count - 1, 0) // 2)[..., None]
+    middle = tf.range(window * window) == tf.expand_dims(tf.maximum(count - 1, 0) // 2, -1)
     median = tf.reduce_sum(tf.where(middle, ordered, 0.0), axis=-1)
     return tf.where(count > 0, median, 0.0)
 
@@ -57,10 +59,16 @@ def lift_to_camera_space(keypoints, depth_m, intrinsics, *, window=5, surface_of
     z = depth_at_keypoints(depth_m, keypoints, window)
     has_depth = z > 0
     z = tf.where(has_depth, z + tf.cast(surface_offset_m, z.dtype), 0.0)
+    return at_depth(keypoints, z, intrinsics), has_depth
+
+
+def at_depth(keypoints, z, intrinsics):
+    """xyz [..., 3] metres, camera frame: the pixels `keypoints` [..., 2] at depths `z` [...] (metres); shapes as
+    `lift_to_camera_space`'s."""
     fx, fy, cx, cy = per_frame_intrinsics(intrinsics, len(z.shape))
     x = (keypoints[..., 0] - cx) * z / fx
     y = (keypoints[..., 1] - cy) * z / fy
-    return tf.stack([x, y, z], axis=-1), has_depth
+    return tf.stack([x, y, z], axis=-1)
 
 
 def per_frame_intrinsics(intrinsics, rank):

@@ -10,7 +10,7 @@ from pose_tl.decoding.facing import (could_turn, facing_probabilities, on_person
                                      turn_to_facing)
 from pose_tl.decoding.grouping import group_people
 from pose_tl.decoding.indexing import batch_index_like, pixel_indices, take
-from pose_tl.decoding.lifting import JOINT_SURFACE_OFFSETS_M, lift_to_camera_space, per_frame_intrinsics
+from pose_tl.decoding.lifting import JOINT_SURFACE_OFFSETS_M, at_depth, lift_to_camera_space, per_frame_intrinsics
 from pose_tl.decoding.occlusion import (DEFAULT_BONE_LENGTHS, depth_from_neighbours, infer_missing_joints,
                                         occluded_by_depth)
 from pose_tl.decoding.peaks import find_peaks
@@ -62,7 +62,8 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=No
         for _ in range(refine_passes):
             crops = refining_crops(depth_m, people, stride=stride, min_joint_score=min_joint_score)
             maps = on_person_slots(lambda c: refiner_heatmaps(joint_refiner, c, refiner_flip), crops, present)
-            people, refined_depths = refine_people(people, maps, stride=stride, min_joint_score=min_joint_score)
+            people, refined_depths = refine_people(people, maps, stride=stride, depth_m=depth_m,
+                                                   min_joint_score=min_joint_score)
     return complete_people(people, depth_m, intrinsics, stride=stride, facing_probability=probability,
                            joint_depth=joint_depth, refined_depths=refined_depths, min_joint_score=min_joint_score,
                            surface_offset_m=surface_offset_m, bone_lengths=bone_lengths, loop=loop)
@@ -109,9 +110,9 @@ def complete_people(people, depth_m, intrinsics, *, stride, facing_probability=N
                     bone_lengths=DEFAULT_BONE_LENGTHS, loop=False):
     """The second half of `decode_people`: assembled `people` turned to agree with `facing_probability` [N, P]
     (None: as assembled), lifted to 3D, their missing joints inferred; returns its output dict. Each joint lies
-    behind the surface seen at it by the joint refiner's depth where it moved the joint (`refined_depths`: (depths,
-    moved) [N, P, J] from `refining.refine_people`), else by `joint_depth` read at the joint, else by
-    `surface_offset_m`."""
+    behind the surface seen at it by the joint refiner's depth where it moved the joint (`refined_depths`:
+    `refining.RefinedDepths`; at its depth behind the trunk where it says so), else by `joint_depth` read at the
+    joint, else by `surface_offset_m`."""
     keypoints, keypoint_scores, person_scores, count = people
     max_people = keypoints.shape[1]
     if facing_probability is not None:
@@ -122,9 +123,14 @@ def complete_people(people, depth_m, intrinsics, *, stride, facing_probability=N
     offset = (read_joint_maps(joint_depth, keypoints) if joint_depth is not None
               else tf.constant(surface_offset_m, tf.float32))
     if refined_depths is not None:
-        depths, moved = refined_depths
-        offset = tf.where(moved, depths, tf.broadcast_to(offset, tf.shape(depths)))
+        offset = tf.where(refined_depths.moved, refined_depths.offsets,
+                          tf.broadcast_to(offset, tf.shape(refined_depths.offsets)))
     xyz, has_depth = lift_to_camera_space(keypoints_px, depth_m, intrinsics, surface_offset_m=offset)
+    if refined_depths is not None:  # hidden behind something the refiner's crop did not show: placed from the trunk
+        from_trunk = refined_depths.from_trunk & (refined_depths.trunk_z > 0)
+        xyz = tf.where(tf.expand_dims(from_trunk, -1),
+                       at_depth(keypoints_px, refined_depths.trunk_z, intrinsics), xyz)
+        has_depth = has_depth | from_trunk
     found = (keypoint_scores >= min_joint_score) & has_depth
 
     hidden = occluded_by_depth(xyz, found, bone_lengths)  # found in 2D, but depth reads the occluder

@@ -7,16 +7,21 @@ camera stays in range). The refiner answers one heatmap per joint at half the cr
 strongest peak, sub-pixel refined (`peaks.find_peaks`), replaces the grouped joint where it reaches
 `REFINED_MIN_PEAK`, and its height becomes the joint's score; where the refiner also answers joint depths (metres
 behind the surface seen at the joint), the one at the peak's cell replaces the full-frame network's for that joint in
-lifting (`people.complete_people`). `REFINE_PASSES` passes: each after the first cuts the
+lifting (`people.complete_people`); where that surface lies nearer than the crop's depth window reaches (another
+person in front: the crop shows background there, `behind_occluder`), the joint is placed at the refiner's depth
+behind the person's trunk instead. `REFINE_PASSES` passes: each after the first cuts the
 crop again around the joints the last one found (better centred and sized than the grouped joints, as the crops cut at
 the labels it was trained on), as iterative top-down refiners do.
 """
 
+from typing import NamedTuple
+
 import tensorflow as tf
 
 from pose_tl.data.people.skeleton import FLIP_INDEX
-from pose_tl.decoding.facing import CROP_SIZE, person_boxes, person_crops
+from pose_tl.decoding.facing import CROP_SIZE, person_boxes, person_crops, trunk_depth
 from pose_tl.decoding.indexing import batch_index_like, pixel_indices
+from pose_tl.decoding.lifting import depth_at_keypoints
 from pose_tl.decoding.peaks import find_peaks
 
 REFINER_CROP_SIZE = CROP_SIZE  # height, width
@@ -29,15 +34,36 @@ REFINER_HEATMAP_SIGMA = 1.0  # the training targets' std, in heatmap cells
 REFINE_PASSES = 2
 REFINER_HEATMAPS = "joint_heatmaps"  # the refiner's outputs (`pose_tl.models.refiner`)
 REFINER_DEPTHS = "joint_depths"
+REFINER_TRUNK_DEPTHS = "joint_trunk_depths"
+REFINER_OUTPUTS = (REFINER_HEATMAPS, REFINER_DEPTHS, REFINER_TRUNK_DEPTHS)  # the order of `refiner_maps`' channels
+
+
+class RefinedDepths(NamedTuple):
+    """Where the refiner places the joints it moved (`refine_people`), each [N, P, J]: `offsets` metres behind the
+    surface seen at the joint; `moved` the joints it moved; `trunk_z` metres from the camera, its depth behind the
+    person's trunk added to the trunk's (0 where it answers none); `from_trunk` the moved joints placed at `trunk_z`
+    (`behind_occluder`)."""
+
+    offsets: tf.Tensor
+    moved: tf.Tensor
+    trunk_z: tf.Tensor
+    from_trunk: tf.Tensor
 
 
 def refiner_maps(outputs):
-    """A refiner's answer as one float32 tensor [M, h, w, J] of heatmaps, or [M, h, w, 2J]: heatmaps then joint
-    depths (a refiner with both outputs)."""
+    """A refiner's answer as one float32 tensor [M, h, w, J] of heatmaps, or [M, h, w, 2J or 3J]: heatmaps, joint
+    depths behind the surface, and behind the trunk where it answers them (`REFINER_OUTPUTS`)."""
     if isinstance(outputs, dict):
-        outputs = tf.concat([tf.cast(outputs[REFINER_HEATMAPS], tf.float32),
-                             tf.cast(outputs[REFINER_DEPTHS], tf.float32)], axis=-1)
+        outputs = tf.concat([tf.cast(outputs[name], tf.float32) for name in REFINER_OUTPUTS if name in outputs],
+                            axis=-1)
     return tf.cast(outputs, tf.float32)
+
+
+def behind_occluder(surface, reference):
+    """bool: joints whose depth seen at them, `surface` (metres, 0: no reading), lies nearer than a crop measured from
+    the person's trunk depth `reference` (0: none) shows (`REFINER_DEPTH_WINDOW_M`), or that read none: the crop shows
+    background there, so the joint's depth is taken behind the trunk, not behind that surface."""
+    return (reference > 0) & ((surface <= 0) | (surface < reference - REFINER_DEPTH_WINDOW_M))
 
 
 def refiner_heatmaps(refiner, crops, flip=False):
@@ -78,47 +104,65 @@ def frame_to_heatmap(xy, boxes, heatmap_size):
 
 
 def crop_peaks(maps):
-    """(xy [M, J, 2] heatmap coordinates, peaks [M, J], joint depths [M, J] or None) of each joint's strongest peak in
-    the refiner's `maps` [M, h, w, J or 2J] (`refiner_maps`), sub-pixel refined; the depths at its cell where the
-    refiner answers them."""
+    """(xy [M, J, 2] heatmap coordinates, peaks [M, J], joint depths [M, J] or None, depths behind the trunk [M, J] or
+    None) of each joint's strongest peak in the refiner's `maps` [M, h, w, J, 2J or 3J] (`refiner_maps`), sub-pixel
+    refined; the depths at its cell where the refiner answers them."""
     joints = len(FLIP_INDEX)
     xy, peak = find_peaks(maps[..., :joints], threshold=0.0, max_peaks=1)  # [M, J, 1, 2], [M, J, 1]
-    xy, peak, depths = xy[:, :, 0], peak[:, :, 0], None
-    if maps.shape[-1] == 2 * joints:
-        y, x = pixel_indices(xy, maps.shape[1], maps.shape[2])  # [M, J]: the peak's cell
-        joint = tf.broadcast_to(tf.range(joints), tf.shape(y))
-        depths = tf.gather_nd(maps[..., joints:], tf.stack([batch_index_like(y), y, x, joint], axis=-1))
-    return xy, peak, depths
+    xy, peak = xy[:, :, 0], peak[:, :, 0]
+    y, x = pixel_indices(xy, maps.shape[1], maps.shape[2])  # [M, J]: the peak's cell
+    joint = tf.broadcast_to(tf.range(joints), tf.shape(y))
+
+    def at_peaks(first_channel):
+        if maps.shape[-1] < first_channel + joints:
+            return None
+        return tf.gather_nd(maps[..., first_channel:first_channel + joints],
+                            tf.stack([batch_index_like(y), y, x, joint], axis=-1))
+
+    return xy, peak, at_peaks(joints), at_peaks(2 * joints)
 
 
 def refined_joints(maps, keypoints, found):
-    """(keypoints [N, P, J, 2] frame pixels, peaks [N, P, J], joint depths [N, P, J] or None: `crop_peaks`) read from
-    the refiner's `maps` [N, P, h, w, J or 2J] of crops cut around `keypoints` [N, P, J, 2] (frame pixels) at their
-    `found` [N, P, J] joints."""
+    """(keypoints [N, P, J, 2] frame pixels, peaks [N, P, J], joint depths [N, P, J] or None, depths behind the trunk
+    [N, P, J] or None: `crop_peaks`) read from the refiner's `maps` [N, P, h, w, J, 2J or 3J] of crops cut around
+    `keypoints` [N, P, J, 2] (frame pixels) at their `found` [N, P, J] joints."""
     maps = tf.cast(maps, tf.float32)
     shape = tf.shape(maps)
-    xy, peak, depths = crop_peaks(tf.reshape(maps, [-1, *maps.shape[2:]]))  # N * P crops
+    xy, peak, depths, trunk_depths = crop_peaks(tf.reshape(maps, [-1, *maps.shape[2:]]))  # N * P crops
     xy = tf.reshape(xy, tf.concat([shape[:2], [-1, 2]], 0))
     per_joint = tf.concat([shape[:2], [-1]], 0)  # [N, P, J]
     peak = tf.reshape(peak, per_joint)
-    depths = None if depths is None else tf.reshape(depths, per_joint)
+    depths, trunk_depths = (None if value is None else tf.reshape(value, per_joint) for value in (depths, trunk_depths))
     boxes = person_boxes(keypoints, found)[:, :, None]  # [N, P, 1, 4]
-    return heatmap_to_frame(xy, boxes, maps.shape[2:4]), peak, depths
+    return heatmap_to_frame(xy, boxes, maps.shape[2:4]), peak, depths, trunk_depths
 
 
-def refine_people(people, maps, *, stride, min_joint_score=0.3):
+def refine_people(people, maps, *, stride, depth_m=None, min_joint_score=0.3):
     """(people, joint depths) from assembled `people` (output-map pixels; `people.assemble_people`) with each joint
-    the refiner's `maps` [N, P, h, w, J or 2J] (`refiner_maps`) peak at `REFINED_MIN_PEAK` or above moved there, its
-    score the peak's height (at most 1). Joint depths: None, or where the refiner answers them, (depths [N, P, J]
-    metres behind the surface at the moved joints, moved [N, P, J] bool) for `people.complete_people`.
-    `stride`: the crops' depth pixels per output pixel, a number or (x, y) (`people.refining_crops`)."""
+    the refiner's `maps` [N, P, h, w, J, 2J or 3J] (`refiner_maps`) peak at `REFINED_MIN_PEAK` or above moved there,
+    its score the peak's height (at most 1). Joint depths: None where the refiner answers none, else `RefinedDepths`
+    for `people.complete_people`; its depths behind the trunk are used where `depth_m` [N, H, W] (the frame the crops
+    were cut from, metres) is given and the refiner answers them. `stride`: the crops' depth pixels per output pixel,
+    a number or (x, y) (`people.refining_crops`)."""
     keypoints, keypoint_scores, person_scores, count = people
     stride = tf.cast(stride, tf.float32)
-    refined, peak, depths = refined_joints(maps, keypoints * stride, keypoint_scores >= min_joint_score)
+    cut_at, found = keypoints * stride, keypoint_scores >= min_joint_score  # as `people.refining_crops` cut them
+    refined, peak, depths, trunk_depths = refined_joints(maps, cut_at, found)
     use = (peak >= REFINED_MIN_PEAK) & tf.expand_dims(present_slots(count, tf.shape(keypoints)[1]), -1)
     keypoints = tf.where(tf.expand_dims(use, -1), refined / stride, keypoints)  # TFLite: no bool [..., None]
     keypoint_scores = tf.where(use, tf.minimum(peak, 1.0), keypoint_scores)
-    return (keypoints, keypoint_scores, person_scores, count), None if depths is None else (depths, use)
+    people = (keypoints, keypoint_scores, person_scores, count)
+    if depths is None:
+        return people, None
+    trunk_z, from_trunk = tf.zeros_like(depths), tf.zeros_like(use)
+    if trunk_depths is not None and depth_m is not None:
+        depth_m = tf.cast(depth_m, tf.float32)
+        reference = trunk_depth(depth_m, cut_at, found)  # the crops' (`facing.person_crops`)
+        surface = depth_at_keypoints(depth_m, refined)
+        reference = tf.expand_dims(reference, -1)  # TFLite: no [..., None]
+        from_trunk = use & behind_occluder(surface, reference)
+        trunk_z = tf.where(from_trunk, reference + trunk_depths, 0.0)
+    return people, RefinedDepths(depths, use, trunk_z, from_trunk)
 
 
 def present_slots(count, slots):

@@ -24,7 +24,8 @@ from pose_tl.decoding.lifting import JOINT_SURFACE_OFFSETS_M
 from pose_tl.decoding.occlusion import DEFAULT_BONE_LENGTHS
 from pose_tl.decoding.people import (assemble_people, complete_people, facing_crops, present_people, refining_crops,
                                      turnable_people)
-from pose_tl.decoding.refining import REFINE_PASSES, REFINER_DEPTHS, refine_people, refiner_heatmaps
+from pose_tl.decoding.refining import (REFINE_PASSES, REFINER_DEPTHS, REFINER_TRUNK_DEPTHS, refine_people,
+                                      refiner_heatmaps)
 from pose_tl.export.saved_model import DEFAULT_SIGNATURE, METADATA_FILE
 from pose_tl.models.pose_model import HEATMAPS, JOINT_DEPTH, PAFS
 from pose_tl.training.precision import compute_policy, copy_with_policy
@@ -87,10 +88,11 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
         people, _ = refine_people(people, refined_maps, stride=stride)
         return people, refining_crops(depth_to_metres(depth), people, stride=stride)
 
-    def finish(maps, people, facing_probability, refined_maps, metres, intrinsics, frame_shape):
-        refined_depths = None
-        if refined_maps is not None:
-            people, refined_depths = refine_people(people, refined_maps, stride=frame_pixels(frame_shape))
+    def finish(maps, people, facing_probability, refined_maps, metres, intrinsics, depth):
+        refined_depths, frame_shape = None, tf.shape(depth)[1:3]
+        if refined_maps is not None:  # the refiner's crops are cut from the frame: so are its depths behind the trunk
+            people, refined_depths = refine_people(people, refined_maps, stride=frame_pixels(frame_shape),
+                                                   depth_m=depth_to_metres(depth))
         scale = tf.constant([input_w, input_h], tf.float32) / tf.cast(frame_shape[::-1], tf.float32)  # (sx, sy)
         fx, fy, cx, cy = tf.unstack(tf.cast(intrinsics, tf.float32), axis=-1)
         scaled = tf.stack([fx * scale[0], fy * scale[1], cx * scale[0], cy * scale[1]], axis=-1)
@@ -126,8 +128,7 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
                     assembled["present"])
                 if refine_pass < refine_passes - 1:
                     people, crops = recut(people, refined_maps, depth)
-        return dict(finish(maps, people, probability, refined_maps, metres, intrinsics,
-                           tf.shape(depth)[1:3]))
+        return dict(finish(maps, people, probability, refined_maps, metres, intrinsics, depth))
 
     return predict
 
@@ -143,6 +144,7 @@ def pose_metadata(model, output_stride, bone_lengths, flip_test=False, facing_mo
             "facing_classifier": facing_model is not None, "joint_refiner": refiner_model is not None,
             "refine_passes": refine_passes if refiner_model is not None else 0,
             "refiner_joint_depths": refiner_model is not None and REFINER_DEPTHS in refiner_model.output_names,
+            "refiner_trunk_depths": refiner_model is not None and REFINER_TRUNK_DEPTHS in refiner_model.output_names,
             "signatures": {DEFAULT_SIGNATURE: "depth uint16 [N,H,W] mm; Kinect v2 intrinsics scaled to W",
                            INTRINSICS_SIGNATURE: "depth uint16 [N,H,W] mm, intrinsics float32 [N,4] fx,fy,cx,cy"},
             "outputs": ["num_people", "keypoints_2d", "keypoints_3d", "keypoint_scores", "keypoint_inferred",

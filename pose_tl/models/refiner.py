@@ -6,7 +6,9 @@ or HRNet look at each detected box): in a crop cut around the person and measure
 relief spans the input range, so which way it faces, and so which limb is left, is plain (the full-frame network sees
 it as a sliver of the room's depth range). A small U-Net from scratch: ImageNet filters on a whole frame miss the cue.
 The same relief says how far an arm hidden behind the trunk lies behind it, which the full-frame network's joint depths
-(`model.pose.joint_depth`) read from a coarser grid.
+(`model.pose.joint_depth`) read from a coarser grid. Where something nearer than the crop's depth window hides the
+joint (another person in front), the crop shows background there and no depth behind that surface can be read from
+it: a second answer places each joint relative to the person's trunk instead (`refining.behind_occluder`).
 """
 
 from pathlib import Path
@@ -14,7 +16,8 @@ from pathlib import Path
 import keras
 
 from pose_tl.data.people.skeleton import NUM_JOINTS
-from pose_tl.decoding.refining import REFINER_CROP_SIZE, REFINER_DEPTHS, REFINER_HEATMAPS, REFINER_STRIDE
+from pose_tl.decoding.refining import (REFINER_CROP_SIZE, REFINER_DEPTHS, REFINER_HEATMAPS, REFINER_STRIDE,
+                                      REFINER_TRUNK_DEPTHS)
 from pose_tl.models.fused_batch_norm import FusedBatchNormalization
 
 REFINER_MODEL_FILE = "refiner.keras"  # saved beside the pose checkpoint whose people it refines
@@ -23,8 +26,9 @@ BASE_FILTERS = 32
 
 def build_joint_refiner(seed=None, base_filters=BASE_FILTERS, joint_depths=True):
     """crops [M, h, w, 1] -> heatmaps [M, h / 2, w / 2, J] (float32; a Gaussian of peak 1 at each joint); with
-    `joint_depths`, a dict of those (`REFINER_HEATMAPS`) and each joint's metres behind the surface seen at it, near
-    the joint (`REFINER_DEPTHS`, [M, h / 2, w / 2, J], float32).
+    `joint_depths`, a dict of those (`REFINER_HEATMAPS`), each joint's metres behind the surface seen at it, near
+    the joint (`REFINER_DEPTHS`, [M, h / 2, w / 2, J], float32), and its metres behind the person's trunk depth
+    (`REFINER_TRUNK_DEPTHS`, the same shape: for joints hidden by something nearer than the crop shows).
 
     Computes in the global dtype policy (mixed_bfloat16 trains it ~2x faster on CPUs with AVX512_BF16); its batch
     normalisation is fused (`FusedBatchNormalization`: ~40 % faster training steps and inference here).
@@ -53,7 +57,10 @@ def build_joint_refiner(seed=None, base_filters=BASE_FILTERS, joint_depths=True)
         return keras.Model(inputs, heatmaps, name="joint_refiner")
     depths = layers.Conv2D(NUM_JOINTS, 1, name=REFINER_DEPTHS, dtype="float32",
                            kernel_initializer=keras.initializers.GlorotUniform(seed=seed))(x)
-    return keras.Model(inputs, {REFINER_HEATMAPS: heatmaps, REFINER_DEPTHS: depths}, name="joint_refiner")
+    trunk_depths = layers.Conv2D(NUM_JOINTS, 1, name=REFINER_TRUNK_DEPTHS, dtype="float32",
+                                 kernel_initializer=keras.initializers.GlorotUniform(seed=seed))(x)
+    outputs = {REFINER_HEATMAPS: heatmaps, REFINER_DEPTHS: depths, REFINER_TRUNK_DEPTHS: trunk_depths}
+    return keras.Model(inputs, outputs, name="joint_refiner")
 
 
 def refiner_model_path(checkpoint):
