@@ -59,10 +59,11 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=No
     refined_depths = None
     if joint_refiner is not None:
         present = present_people(people)
-        for _ in range(refine_passes):
+        for refine_pass in range(refine_passes):
             crops = refining_crops(depth_m, people, stride=stride, min_joint_score=min_joint_score)
             maps = on_person_slots(lambda c: refiner_heatmaps(joint_refiner, c, refiner_flip), crops, present)
-            people, refined_depths = refine_people(people, maps, stride=stride, depth_m=depth_m,
+            last = refine_pass == refine_passes - 1  # only the last pass's depths are lifted: read the frame once
+            people, refined_depths = refine_people(people, maps, stride=stride, depth_m=depth_m if last else None,
                                                    min_joint_score=min_joint_score)
     return complete_people(people, depth_m, intrinsics, stride=stride, facing_probability=probability,
                            joint_depth=joint_depth, refined_depths=refined_depths, min_joint_score=min_joint_score,

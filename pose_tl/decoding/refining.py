@@ -157,9 +157,8 @@ def refine_people(people, maps, *, stride, depth_m=None, min_joint_score=0.3):
     trunk_z, from_trunk = tf.zeros_like(depths), tf.zeros_like(use)
     if trunk_depths is not None and depth_m is not None:
         depth_m = tf.cast(depth_m, tf.float32)
-        reference = trunk_depth(depth_m, cut_at, found)  # the crops' (`facing.person_crops`)
+        reference = tf.expand_dims(trunk_depth(depth_m, cut_at, found), -1)  # the crops' (`facing.person_crops`)
         surface = depth_at_keypoints(depth_m, refined)
-        reference = tf.expand_dims(reference, -1)  # TFLite: no [..., None]
         from_trunk = use & behind_occluder(surface, reference)
         trunk_z = tf.where(from_trunk, reference + trunk_depths, 0.0)
     return people, RefinedDepths(depths, use, trunk_z, from_trunk)
