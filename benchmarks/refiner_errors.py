@@ -126,12 +126,11 @@ def main():
     else:
         import keras
 
-        from pose_tl.training.precision import crop_training_policy, dtype_policy, resolve_precision
+        from pose_tl.training.precision import dtype_policy, resolve_precision
         from pose_tl.training.refiner import train_joint_refiner
 
         start = time.perf_counter()
-        precision = recipe.train.precision  # as `pose-tl train` trains it
-        with dtype_policy(crop_training_policy(precision, resolve_precision(precision))):
+        with dtype_policy(resolve_precision(recipe.train.precision)):  # as `pose-tl train` trains it
             refiner, _ = train_joint_refiner(people_frames(recipe.data, recipe.seed, "train"),
                                              people_frames(recipe.data, recipe.seed, "validation"),
                                              epochs=args.epochs, seed=recipe.seed)

@@ -105,7 +105,6 @@ def fit_crop_model(recipe, epochs, train, path, load, report_path, name, log, **
 
     from pose_tl.atomic import atomic_path
     from pose_tl.data.people_sources import people_frames
-    from pose_tl.training.precision import crop_training_policy, dtype_policy
 
     model = None
     if epochs:
@@ -114,12 +113,11 @@ def fit_crop_model(recipe, epochs, train, path, load, report_path, name, log, **
             log(f"{name}: kept {path} (trained from the same data, seed and epochs)")
             return load()
         start = time.perf_counter()
-        policy = crop_training_policy(recipe.train.precision, keras.mixed_precision.global_policy().name)
+        policy = keras.mixed_precision.global_policy().name  # the network's (bfloat16 trains the refiner faster: README)
         log(f"{name}: training in {policy}")
-        with dtype_policy(policy):
-            model, report = train(people_frames(recipe.data, recipe.seed, "train"),
-                                  people_frames(recipe.data, recipe.seed, "validation"),
-                                  epochs=epochs, seed=recipe.seed, log=log)
+        model, report = train(people_frames(recipe.data, recipe.seed, "train"),
+                              people_frames(recipe.data, recipe.seed, "validation"),
+                              epochs=epochs, seed=recipe.seed, log=log)
         write_json_atomic(report_path, {**report, "epochs": epochs, **settings, "precision": policy,
                                         "seconds": round(time.perf_counter() - start, 1),
                                         "trained_from": fingerprint if model is not None else None})

@@ -7,17 +7,16 @@ import pytest
 
 from conftest import invoke, tiny_recipe_dict, write_recipe
 from pose_tl.data.shapes import write_shapes_dataset
-from pose_tl.training.precision import cpu_has_amx, cpu_has_native_bf16, crop_training_policy, resolve_precision
+from pose_tl.training.precision import cpu_has_native_bf16, resolve_precision
 
 
-@pytest.mark.parametrize("flags, native_bf16, amx", [
-    ("fpu sse avx512f avx512_bf16", True, False), ("fpu amx_bf16 amx_tile", True, True),
-    ("fpu sse avx2 avx512f", False, False), ("fpu amx_tile", False, False)])
-def test_native_bf16_and_amx_read_from_cpu_flags(tmp_path, flags, native_bf16, amx):
+@pytest.mark.parametrize("flags, native_bf16", [
+    ("fpu sse avx512f avx512_bf16", True), ("fpu amx_bf16 amx_tile", True), ("fpu sse avx2 avx512f", False),
+    ("fpu amx_tile", False)])
+def test_native_bf16_read_from_cpu_flags(tmp_path, flags, native_bf16):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
     assert cpu_has_native_bf16(cpuinfo) is native_bf16
-    assert cpu_has_amx(cpuinfo) is amx
 
 
 def test_auto_prefers_gpu_then_native_bf16_then_float32(monkeypatch):
@@ -35,20 +34,7 @@ def test_auto_prefers_gpu_then_native_bf16_then_float32(monkeypatch):
     assert resolve_precision("mixed_float16") == "mixed_float16"
 
 
-def test_crop_models_train_in_float32_where_auto_chose_bfloat16_without_amx(monkeypatch):
-    from pose_tl.training import precision
-
-    monkeypatch.setattr(precision, "cpu_has_amx", lambda: False)
-    assert crop_training_policy("auto", "mixed_bfloat16") == "float32"
-    assert crop_training_policy("mixed_bfloat16", "mixed_bfloat16") == "mixed_bfloat16"  # the recipe's own choice
-    assert crop_training_policy("auto", "float32") == "float32"
-    monkeypatch.setattr(precision, "cpu_has_amx", lambda: True)
-    assert crop_training_policy("auto", "mixed_bfloat16") == "mixed_bfloat16"
-    monkeypatch.setattr(precision, "cpu_has_amx", lambda: False)
-    assert crop_training_policy("auto", "mixed_float16") == "mixed_float16"  # what `auto` picks on a GPU
-
-
-def test_a_crop_model_trains_under_the_crop_training_policy_and_reports_it(tmp_path, monkeypatch):
+def test_a_crop_model_trains_under_the_runs_policy_and_reports_it(tmp_path):
     import keras
 
     from pose_tl import run_pose
@@ -58,7 +44,6 @@ def test_a_crop_model_trains_under_the_crop_training_policy_and_reports_it(tmp_p
     recipe = load_recipe(Path(__file__).resolve().parent.parent / "recipes" / "pose_vgg16_depth.yaml",
                          ["data.synthetic.train_frames=2", "data.synthetic.validation_frames=1",
                           "data.synthetic.test_frames=1", f"data.synthetic.data_dir={tmp_path / 'tfds'}"])
-    monkeypatch.setattr(precision, "cpu_has_amx", lambda: False)
     seen = []
 
     def train(train_frames, validation_frames, *, epochs, seed, log):
@@ -70,8 +55,8 @@ def test_a_crop_model_trains_under_the_crop_training_policy_and_reports_it(tmp_p
         model = run_pose.fit_crop_model(recipe, 1, train, tmp_path / "crop.keras", None, report, "crop model",
                                         lambda *_: None)
         assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"  # the run's policy again after
-    assert model is not None and seen == ["float32"]
-    assert json.loads(report.read_text())["precision"] == "float32"
+    assert model is not None and seen == ["mixed_bfloat16"]
+    assert json.loads(report.read_text())["precision"] == "mixed_bfloat16"
 
 
 @pytest.fixture(scope="module")

@@ -29,8 +29,8 @@ REFINER_STRIDE = 2  # crop pixels per heatmap cell
 REFINER_DEPTH_WINDOW_M = 0.8
 REFINED_MIN_PEAK = 0.1  # a weaker peak (the joint outside the crop, or unsure) leaves the grouped joint as it was
 REFINER_HEATMAP_SIGMA = 1.0  # the training targets' std, in heatmap cells
-# On the accuracy benchmark's HED refiner, test people cut around shaken labels (as decoding's joints differ from
-# them): PCK@0.2 0.866 after one pass, 0.888 after two, 0.894 after three (README, pose accuracy).
+# On the accuracy benchmark's HED model of commit 3af8472: PCK@0.2 0.831 with one pass, 0.840 with two, 0.854 with
+# three; each pass is one more refiner run per person (README, *Benchmarks*, pose: refiner passes; *Inference*).
 REFINE_PASSES = 2
 REFINER_HEATMAPS = "joint_heatmaps"  # the refiner's outputs (`pose_tl.models.refiner`)
 REFINER_DEPTHS = "joint_depths"

@@ -10,15 +10,10 @@ from pathlib import Path
 import keras
 
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
-CPU_AMX_FLAGS = ("amx_bf16",)
 
 
 def cpu_has_native_bf16(cpuinfo=Path("/proc/cpuinfo")):
     return _cpu_has_any(CPU_BF16_FLAGS, cpuinfo)
-
-
-def cpu_has_amx(cpuinfo=Path("/proc/cpuinfo")):
-    return _cpu_has_any(CPU_AMX_FLAGS, cpuinfo)
 
 
 def _cpu_has_any(wanted, cpuinfo):
@@ -38,20 +33,6 @@ def resolve_precision(precision):
     if tf.config.list_physical_devices("GPU"):
         return "mixed_float16"
     return "mixed_bfloat16" if cpu_has_native_bf16() else "float32"
-
-
-def crop_training_policy(precision, policy):
-    """The dtype policy the small crop models (joint refiner, facing classifier) train under in a run whose recipe
-    says `precision` and whose network trains under `policy`: float32 where `auto` chose bfloat16 on a CPU without
-    AMX, else `policy`.
-
-    Their training steps are mostly backward convolutions over small maps, which AVX512_BF16 alone does not speed
-    up: on a 2-core AMD EPYC without AMX a refiner step of 64 crops took 664 ms in bfloat16 and 536 in float32 (while
-    VGG16 ran ~2x faster in bfloat16 there); with AMX 265 against 398 (README, *Benchmarks*). Exports compute them in
-    the network's policy whichever they trained in. A precision the recipe names is kept.
-    """
-    auto_chose_cpu_bfloat16 = precision == "auto" and policy == "mixed_bfloat16"  # `auto` picks it on CPUs only
-    return "float32" if auto_chose_cpu_bfloat16 and not cpu_has_amx() else policy
 
 
 @contextlib.contextmanager

@@ -150,9 +150,11 @@ def train_joint_refiner(train_frames, validation_frames, *, epochs, seed, base_f
 
     from pose_tl.decoding.refining import REFINER_DEPTHS, REFINER_HEATMAPS, REFINER_TRUNK_DEPTHS
     from pose_tl.models.refiner import build_joint_refiner
+    from pose_tl.training.array_batches import shuffled_batches
     from pose_tl.training.losses import ForegroundWeightedMSE, MaskedJointDepthL1
 
     rng = np.random.default_rng(seed)
+    order_rng = np.random.default_rng([seed, 1])  # apart from `rng`: the shaken copies do not depend on the order
     copies = [refiner_examples(train_frames, rng) for _ in range(COPIES)]
     if copies[0] is None:
         log("joint refiner: no training person has enough visible joints; not trained")
@@ -176,7 +178,7 @@ def train_joint_refiner(train_frames, validation_frames, *, epochs, seed, base_f
             del crops, targets
             copies = copies[RESHAKEN_COPIES:] + [refiner_examples(train_frames, rng) for _ in range(RESHAKEN_COPIES)]
             crops, targets = training_arrays(copies, joint_depths)
-        model.fit(crops, targets, initial_epoch=epoch, epochs=epoch + 1, batch_size=BATCH_SIZE, shuffle=True,
+        model.fit(shuffled_batches(crops, targets, BATCH_SIZE, order_rng), initial_epoch=epoch, epochs=epoch + 1,
                   verbose=0)
     del copies, crops, targets
     validation = refiner_examples(validation_frames)
