@@ -53,3 +53,15 @@ def test_a_model_fits_on_them():
     for _ in range(20):
         model.fit(shuffled_batches(inputs, targets, 32, rng), verbose=0)
     assert model.evaluate(inputs, targets, verbose=0) < 0.01 * first
+
+
+def test_fit_knows_an_epochs_steps(recwarn):
+    import keras
+
+    inputs = np.zeros((10, 2), np.float32)
+    batches = shuffled_batches(inputs, np.zeros((10, 1), np.float32), 4, np.random.default_rng(0))
+    assert int(batches.cardinality()) == 3
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    model.fit(batches, epochs=2, verbose=0)
+    assert not [w for w in recwarn if "ran out of data" in str(w.message)]

@@ -36,4 +36,7 @@ def shuffled_batches(inputs, targets, batch_size, rng):
         return tf.TensorSpec((None, *array.shape[1:]), tf.as_dtype(array.dtype))
 
     signature = (spec(inputs), {name: spec(array) for name, array in targets.items()} if keyed else spec(targets))
-    return tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(PREFETCH_BATCHES)
+    dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    # Its length told, so `fit` knows an epoch's steps (unknown, it warns that the input ran out of data).
+    length = tf.data.experimental.assert_cardinality(-(-count // batch_size))
+    return dataset.apply(length).prefetch(PREFETCH_BATCHES)
