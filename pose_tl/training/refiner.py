@@ -159,28 +159,28 @@ def train_joint_refiner(train_frames, validation_frames, *, epochs, seed, base_f
     if copies[0] is None:
         log("joint refiner: no training person has enough visible joints; not trained")
         return None, {"train_examples": 0}
-    crops, targets = training_arrays(copies, joint_depths)
+    current = {"arrays": training_arrays(copies, joint_depths)}  # (crops, targets), replaced as copies are shaken
     loss = ForegroundWeightedMSE(FOREGROUND_WEIGHT)
     if joint_depths:
         loss = {REFINER_HEATMAPS: loss, REFINER_DEPTHS: MaskedJointDepthL1(),
                 REFINER_TRUNK_DEPTHS: MaskedJointDepthL1()}
-    report = {"train_examples": int(len(crops))}  # shaken copies of each person, and their mirror images, per epoch
+    report = {"train_examples": int(len(current["arrays"][0]))}  # shaken copies and their mirror images, an epoch
     keras.utils.set_random_seed(seed)
     model = build_joint_refiner(seed, **({"base_filters": base_filters} if base_filters else {}),
                                 joint_depths=joint_depths)
-    steps = epochs * int(np.ceil(len(crops) / BATCH_SIZE))
+    steps = epochs * int(np.ceil(report["train_examples"] / BATCH_SIZE))
     weights = ({REFINER_HEATMAPS: 1.0, REFINER_DEPTHS: 1.0, REFINER_TRUNK_DEPTHS: TRUNK_DEPTH_LOSS_WEIGHT}
                if joint_depths else None)
     model.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(LEARNING_RATE, steps)), loss,
                   loss_weights=weights)
+    batches = shuffled_batches(lambda: current["arrays"], BATCH_SIZE, order_rng)
     for epoch in range(epochs):
         if epoch and RESHAKEN_COPIES:
-            del crops, targets
+            del current["arrays"]
             copies = copies[RESHAKEN_COPIES:] + [refiner_examples(train_frames, rng) for _ in range(RESHAKEN_COPIES)]
-            crops, targets = training_arrays(copies, joint_depths)
-        model.fit(shuffled_batches(crops, targets, BATCH_SIZE, order_rng), initial_epoch=epoch, epochs=epoch + 1,
-                  verbose=0)
-    del copies, crops, targets
+            current["arrays"] = training_arrays(copies, joint_depths)  # the same people: the same count
+        model.fit(batches, initial_epoch=epoch, epochs=epoch + 1, verbose=0)
+    del copies, current, batches
     validation = refiner_examples(validation_frames)
     report["validation_people"] = 0 if validation is None else int(len(validation[0]))
     if validation is not None:
