@@ -11,7 +11,8 @@ refiner is trained once, in the first run, and serves the second (it learns from
 not from the pose network: the same data, seed and epochs would give the same model).
 
     .venv/bin/python benchmarks/pose_accuracy.py [--train-frames 2500] [--finetune-epochs 5] [--out runs/bench]
-        [--finetune-lr 5e-4] [--refine-epochs 20] [--weights hed-bsds500] [--set model.pose.output_stride=2 ...]
+        [--finetune-lr 5e-4] [--refine-epochs 20] [--refiner-filters 32] [--weights hed-bsds500]
+        [--set model.pose.output_stride=2 ...]
 """
 
 import argparse
@@ -51,6 +52,7 @@ def train_and_test(weights, args, out_root, refiner_run=None):
     overrides = [f"model.backbone.weights={weights}", f"data.synthetic.train_frames={args.train_frames}",
                  f"data.synthetic.test_frames={args.test_frames}", f"model.backbone.freeze.up_to={FROZEN_UP_TO}",
                  JOINT_DEPTH, f"model.pose.refine_epochs={0 if refiner_run else args.refine_epochs}",
+                 f"model.pose.refiner_filters={args.refiner_filters}",
                  f"train.phases=[{{name: head, epochs: {args.head_epochs}, learning_rate: 1.0e-3}}, "
                  f"{{name: finetune, epochs: {args.finetune_epochs}, learning_rate: {args.finetune_lr}, "
                  f"schedule: cosine, "
@@ -118,6 +120,8 @@ def main():
     # The joint refiner's epochs (the demo recipe's 6 keep `make demo` within 10 minutes): 15 epochs on two shaken
     # copies of each person gave PCK@0.2 0.831 where 10 on one gave 0.627 (HED model, README, pose accuracy).
     parser.add_argument("--refine-epochs", type=int, default=20)
+    # The refiner's width: 32, the recipe schema's default, not the demo recipe's 16 (chosen for `make demo`'s time).
+    parser.add_argument("--refiner-filters", type=int, default=32)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--weights", action="append", choices=("hed-bsds500", "none"), default=None,
                         help="train only these (default: both, pretrained then scratch)")

@@ -12,6 +12,7 @@ is the refiner's, whatever the bottom-up head finds.
 
     .venv/bin/python benchmarks/refiner_errors.py --refiner RUN/checkpoints/refiner.keras
     .venv/bin/python benchmarks/refiner_errors.py --epochs 6    # trains one here first, with the library's settings
+    .venv/bin/python benchmarks/refiner_errors.py --epochs 20 --filters 16 --save /tmp/refiner16.keras
 
 RUN: a `benchmarks/pose_accuracy.py` run's folder (`--out`), e.g. runs/bench/hed-bsds500; use the same
 `--train-frames` and `--test-frames` as that run, so the test people are the ones it was measured on.
@@ -112,6 +113,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--refiner", type=Path, default=None, help="a trained refiner.keras (default: train one)")
     parser.add_argument("--epochs", type=int, default=6, help="without --refiner: its training epochs")
+    parser.add_argument("--filters", type=int, default=None,
+                        help="without --refiner: its width (default: the library's, `refiner.BASE_FILTERS`)")
+    parser.add_argument("--save", type=Path, default=None, help="without --refiner: save the one trained here")
     parser.add_argument("--train-frames", type=int, default=2500)
     parser.add_argument("--test-frames", type=int, default=300)
     args = parser.parse_args()
@@ -133,9 +137,12 @@ def main():
         with dtype_policy(resolve_precision(recipe.train.precision)):  # as `pose-tl train` trains it
             refiner, _ = train_joint_refiner(people_frames(recipe.data, recipe.seed, "train"),
                                              people_frames(recipe.data, recipe.seed, "validation"),
-                                             epochs=args.epochs, seed=recipe.seed)
+                                             epochs=args.epochs, seed=recipe.seed, base_filters=args.filters)
             policy = keras.mixed_precision.global_policy().name
-        source = f"trained here, {args.epochs} epochs, {time.perf_counter() - start:.0f} s, {policy}"
+        source = (f"trained here, {args.epochs} epochs, {args.filters or 'default'} filters, "
+                  f"{time.perf_counter() - start:.0f} s, {policy}")
+        if args.save is not None:
+            refiner.save(str(args.save))
     test = list(people_frames(recipe.data, recipe.seed, "test"))
     print(f"\njoint refiner errors on the synthetic test split ({args.test_frames} frames, seed {recipe.seed}); "
           f"refiner: {source}")

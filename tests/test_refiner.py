@@ -10,8 +10,8 @@ from pose_tl.data.people.tfds_builder import default_settings
 from pose_tl.decoding.facing import on_person_slots, person_boxes
 from pose_tl.decoding.refining import (REFINED_MIN_PEAK, REFINER_CROP_SIZE, REFINER_STRIDE, RefinedDepths,
                                        frame_to_heatmap, heatmap_to_frame, refine_people, refiner_heatmaps)
-from pose_tl.training.refiner import (DEPTH_RADIUS, gaussian_heatmaps, joint_depth_maps, mirrored_joint_depth_maps,
-                                     refiner_examples)
+from pose_tl.training.refiner import DEPTH_RADIUS, gaussian_heatmaps, joint_depth_maps, refiner_examples
+from pose_tl.training.shaken_copies import mirrored_joint_depth_maps
 
 HEATMAP_SIZE = (REFINER_CROP_SIZE[0] // REFINER_STRIDE, REFINER_CROP_SIZE[1] // REFINER_STRIDE)
 
@@ -385,11 +385,12 @@ def test_refiner_examples_give_each_joint_its_depth_behind_the_trunk():
 
 def test_refiner_training_shakes_its_oldest_copy_again_before_each_later_epoch(monkeypatch):
     from pose_tl.training import refiner as training
+    from pose_tl.training.shaken_copies import ShakenCopies
 
     settings = default_settings(people=(1, 2), distance_m=(1.5, 3.0))
     frames = [render_people_frame(11, index, settings) for index in range(4)]
-    drawn, pools = [], []
-    real_examples, real_arrays = training.refiner_examples, training.training_arrays
+    drawn, held = [], []
+    real_examples, real_replace = training.refiner_examples, ShakenCopies.replace_oldest
 
     def recording_examples(frames, rng=None):
         examples = real_examples(frames, rng)
@@ -397,18 +398,22 @@ def test_refiner_training_shakes_its_oldest_copy_again_before_each_later_epoch(m
             drawn.append(examples)
         return examples
 
-    def recording_arrays(copies, joint_depths):
-        pools.append([id(copy) for copy in copies])
-        return real_arrays(copies, joint_depths)
+    def recording_replace(self, copy):
+        real_replace(self, copy)
+        held.append(self.arrays[0].reshape(-1, self.people, *self.arrays[0].shape[1:]).copy())
 
     monkeypatch.setattr(training, "refiner_examples", recording_examples)
-    monkeypatch.setattr(training, "training_arrays", recording_arrays)
+    monkeypatch.setattr(ShakenCopies, "replace_oldest", recording_replace)
     model, report = training.train_joint_refiner(frames, frames[:1], epochs=3, seed=5, base_filters=4,
                                                  log=lambda _: None)
     assert model is not None and report["train_examples"] == 2 * training.COPIES * len(drawn[0][0])
-    assert len(drawn) == training.COPIES + 2 * training.RESHAKEN_COPIES
-    ids = [id(copy) for copy in drawn]
-    assert pools[0] == ids[:training.COPIES]
-    assert pools[1] == ids[training.RESHAKEN_COPIES:training.COPIES + training.RESHAKEN_COPIES]  # oldest out
-    assert pools[2] == ids[2 * training.RESHAKEN_COPIES:]
+    assert len(drawn) == training.COPIES + 2 * training.RESHAKEN_COPIES == len(held) + training.COPIES
+    crops = [copy[0] for copy in drawn]
+    for epoch, copies in enumerate(held, start=1):  # the oldest out, the newest in
+        alive = crops[epoch:training.COPIES + epoch]
+        assert sorted(_slot_of(copies, crop) for crop in alive) == list(range(training.COPIES))
     assert not np.array_equal(drawn[0][0], drawn[-1][0])  # a new shake cuts other crops
+
+
+def _slot_of(copies, crop):
+    return next(slot for slot, held in enumerate(copies) if np.array_equal(held, crop))

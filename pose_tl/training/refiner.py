@@ -14,7 +14,7 @@ them (train 0.965 against test 0.938 of joints within 0.1 box heights on the acc
 
 import numpy as np
 
-from pose_tl.data.people.skeleton import FLIP_INDEX, OCCLUDED, VISIBLE
+from pose_tl.data.people.skeleton import OCCLUDED, VISIBLE
 from pose_tl.training.facing import BATCH_FRAMES, MIN_VISIBLE_JOINTS, padded, shaken
 
 # Shaken copies of each person per epoch (each also mirrored). On the accuracy benchmark's HED model (test split),
@@ -113,31 +113,6 @@ def joint_depth_maps(cells, offsets, heatmap_size):
     return np.concatenate([weight * np.nan_to_num(offsets), weight], axis=-1).astype(np.float32)
 
 
-def mirrored_joint_depth_maps(maps):
-    """Joint depth maps [M, h, w, kJ] of the mirrored crops: a mirror exchanges left and right, keeps depths."""
-    joints = len(FLIP_INDEX)
-    order = [index + joints * block for block in range(maps.shape[-1] // joints) for index in FLIP_INDEX]
-    return maps[:, :, ::-1][..., order]
-
-
-def training_arrays(copies, joint_depths):
-    """(crops, targets) of shaken copies (`refiner_examples`) and their mirror images; targets: the heatmaps, or with
-    `joint_depths` a dict of the heatmaps and both joint depth maps by output name."""
-    from pose_tl.decoding.refining import REFINER_DEPTHS, REFINER_HEATMAPS, REFINER_TRUNK_DEPTHS
-
-    crops = np.concatenate([copy[0] for copy in copies])
-    crops = np.concatenate([crops, crops[:, :, ::-1]])
-    heatmaps = np.concatenate([copy[1] for copy in copies])
-    targets = np.concatenate([heatmaps, heatmaps[:, :, ::-1][..., list(FLIP_INDEX)]])
-    if joint_depths:
-        depths = np.concatenate([copy[2] for copy in copies])
-        depths = np.concatenate([depths, mirrored_joint_depth_maps(depths)])  # behind the surface, then the trunk
-        half = depths.shape[-1] // 2
-        targets = {REFINER_HEATMAPS: targets, REFINER_DEPTHS: depths[..., :half],
-                   REFINER_TRUNK_DEPTHS: depths[..., half:]}
-    return crops, targets
-
-
 def train_joint_refiner(train_frames, validation_frames, *, epochs, seed, base_filters=None, joint_depths=True,
                         log=print):
     """A fitted joint refiner and its report ({"train_examples", "validation_people", "validation_accuracy": the share
@@ -152,6 +127,7 @@ def train_joint_refiner(train_frames, validation_frames, *, epochs, seed, base_f
     from pose_tl.models.refiner import build_joint_refiner
     from pose_tl.training.array_batches import shuffled_batches
     from pose_tl.training.losses import ForegroundWeightedMSE, MaskedJointDepthL1
+    from pose_tl.training.shaken_copies import ShakenCopies
 
     rng = np.random.default_rng(seed)
     order_rng = np.random.default_rng([seed, 1])  # apart from `rng`: the shaken copies do not depend on the order
@@ -159,12 +135,13 @@ def train_joint_refiner(train_frames, validation_frames, *, epochs, seed, base_f
     if copies[0] is None:
         log("joint refiner: no training person has enough visible joints; not trained")
         return None, {"train_examples": 0}
-    current = {"arrays": training_arrays(copies, joint_depths)}  # (crops, targets), replaced as copies are shaken
+    examples = ShakenCopies(copies, joint_depths)
+    del copies
     loss = ForegroundWeightedMSE(FOREGROUND_WEIGHT)
     if joint_depths:
         loss = {REFINER_HEATMAPS: loss, REFINER_DEPTHS: MaskedJointDepthL1(),
                 REFINER_TRUNK_DEPTHS: MaskedJointDepthL1()}
-    report = {"train_examples": int(len(current["arrays"][0]))}  # shaken copies and their mirror images, an epoch
+    report = {"train_examples": len(examples)}  # shaken copies and their mirror images, an epoch
     keras.utils.set_random_seed(seed)
     model = build_joint_refiner(seed, **({"base_filters": base_filters} if base_filters else {}),
                                 joint_depths=joint_depths)
@@ -173,14 +150,12 @@ def train_joint_refiner(train_frames, validation_frames, *, epochs, seed, base_f
                if joint_depths else None)
     model.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(LEARNING_RATE, steps)), loss,
                   loss_weights=weights)
-    batches = shuffled_batches(lambda: current["arrays"], BATCH_SIZE, order_rng)
+    batches = shuffled_batches(examples.gather, len(examples), BATCH_SIZE, order_rng)
     for epoch in range(epochs):
-        if epoch and RESHAKEN_COPIES:
-            del current["arrays"]
-            copies = copies[RESHAKEN_COPIES:] + [refiner_examples(train_frames, rng) for _ in range(RESHAKEN_COPIES)]
-            current["arrays"] = training_arrays(copies, joint_depths)  # the same people: the same count
+        for _ in range(RESHAKEN_COPIES if epoch else 0):
+            examples.replace_oldest(refiner_examples(train_frames, rng))
         model.fit(batches, initial_epoch=epoch, epochs=epoch + 1, verbose=0)
-    del copies, current, batches
+    del examples, batches
     validation = refiner_examples(validation_frames)
     report["validation_people"] = 0 if validation is None else int(len(validation[0]))
     if validation is not None:
