@@ -117,8 +117,9 @@ def main():
     # 5e-4 rather than the demo recipe's 2e-4: at this budget it gave +2.1 points of PCK@0.2 and +2.3 of mAP@10 cm
     # (HED run, one run each; README, pose accuracy: the history table's commits c110f27 and eba5551).
     parser.add_argument("--finetune-lr", type=float, default=5.0e-4)
-    # The joint refiner's epochs (the demo recipe's 6 keep `make demo` within 10 minutes): 15 epochs on two shaken
-    # copies of each person gave PCK@0.2 0.831 where 10 on one gave 0.627 (HED model, README, pose accuracy).
+    # The joint refiner's epochs (the demo recipe's 9, of a 16-filter refiner, keep `make demo` within 10 minutes): 15
+    # epochs on two shaken copies of each person gave PCK@0.2 0.831 where 10 on one gave 0.627 (HED model, README,
+    # pose accuracy).
     parser.add_argument("--refine-epochs", type=int, default=20)
     # The refiner's width: 32, the recipe schema's default, not the demo recipe's 16 (chosen for `make demo`'s time).
     parser.add_argument("--refiner-filters", type=int, default=32)
