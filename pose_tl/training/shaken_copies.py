@@ -3,7 +3,7 @@
 The copies are held in place, one array per kind, and a copy shaken again overwrites the oldest; mirror images are
 made per batch. Until this module the set was rebuilt before every epoch, the copies concatenated and their mirror
 images stored beside them: ~10 s an epoch for the demo's 11,022 crops (~1.8 GB with their target maps) on a 2-core AMD
-EPYC, as long as ~35 steps of the 16-filter refiner (README, *Benchmarks, pose*).
+EPYC, as long as ~30 training steps of the 32-filter refiner (README, *Benchmarks, pose*).
 """
 
 import numpy as np
