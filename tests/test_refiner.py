@@ -409,8 +409,8 @@ def test_refiner_training_shakes_its_oldest_copy_again_before_each_later_epoch(m
     assert model is not None and report["train_examples"] == 2 * training.COPIES * len(drawn[0][0])
     assert len(drawn) == training.COPIES + 2 * training.RESHAKEN_COPIES == len(held) + training.COPIES
     crops = [copy[0] for copy in drawn]
-    for epoch, copies in enumerate(held, start=1):  # the oldest out, the newest in
-        alive = crops[epoch:training.COPIES + epoch]
+    for replaced, copies in enumerate(held, start=1):  # after each new shake: the oldest out, the newest in
+        alive = crops[replaced:training.COPIES + replaced]
         assert sorted(_slot_of(copies, crop) for crop in alive) == list(range(training.COPIES))
     assert not np.array_equal(drawn[0][0], drawn[-1][0])  # a new shake cuts other crops
 
