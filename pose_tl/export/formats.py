@@ -109,9 +109,9 @@ def tflite_with_intrinsics(models, predict, metadata):
 def pose_tflite(model32, metadata, *, output_stride, bone_lengths, flip_test=False, facing_model=None,
                 refiner_model=None, refine_passes=REFINE_PASSES):
     """The .tflite bytes of a float32 pose model, decoding included, with both SavedModel signatures."""
-    from pose_tl.export.pose_saved_model import computing_like, make_pose_predictor, tracked_models
+    from pose_tl.export.pose_saved_model import make_pose_predictor, served_crop_model, tracked_models
 
-    facing_model, refiner_model = computing_like(model32, facing_model), computing_like(model32, refiner_model)
+    facing_model, refiner_model = served_crop_model(model32, facing_model), served_crop_model(model32, refiner_model)
     predict = make_pose_predictor(model32, output_stride=output_stride, bone_lengths=bone_lengths,
                                   compiled_decoding=False, flip_test=flip_test, facing_model=facing_model,
                                   refiner_model=refiner_model, refine_passes=refine_passes)

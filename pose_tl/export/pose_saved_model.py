@@ -27,6 +27,7 @@ from pose_tl.decoding.people import (assemble_people, complete_people, facing_cr
 from pose_tl.decoding.refining import (REFINE_PASSES, REFINER_DEPTHS, REFINER_TRUNK_DEPTHS, refine_people,
                                       refiner_heatmaps)
 from pose_tl.export.saved_model import DEFAULT_SIGNATURE, METADATA_FILE
+from pose_tl.models.batch_norm_folding import fold_batch_norms
 from pose_tl.models.pose_model import HEATMAPS, JOINT_DEPTH, PAFS
 from pose_tl.training.precision import compute_policy, copy_with_policy
 
@@ -59,7 +60,7 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
     and so does the refiner (on mirrored crops).
     """
     input_h, input_w = model.input_shape[1:3]
-    facing_model, refiner_model = computing_like(model, facing_model), computing_like(model, refiner_model)
+    facing_model, refiner_model = served_crop_model(model, facing_model), served_crop_model(model, refiner_model)
 
     def prepare(depth):
         return resize_depth(tf.expand_dims(depth_to_metres(depth), -1), (input_h, input_w))  # TFLite: no [..., None]
@@ -176,7 +177,7 @@ def export_pose_model(model, destination, *, output_stride, bone_lengths=DEFAULT
                       flip_test=False, facing_model=None, refiner_model=None, refine_passes=REFINE_PASSES):
     """Write the pose SavedModel (decoding, the flip test, the facing classifier and the joint refiner where asked,
     inside) atomically."""
-    facing_model, refiner_model = computing_like(model, facing_model), computing_like(model, refiner_model)
+    facing_model, refiner_model = served_crop_model(model, facing_model), served_crop_model(model, refiner_model)
     predict = make_pose_predictor(model, output_stride=output_stride, bone_lengths=bone_lengths,
                                   compiled_decoding=xla_decoding, flip_test=flip_test, facing_model=facing_model,
                                   refiner_model=refiner_model, refine_passes=refine_passes)
@@ -184,6 +185,13 @@ def export_pose_model(model, destination, *, output_stride, bone_lengths=DEFAULT
                                 refine_passes),
                 "xla_decoding": bool(xla_decoding)}
     return export_with_intrinsics(tracked_models(model, facing_model, refiner_model), destination, predict, metadata)
+
+
+def served_crop_model(model, crop_model):
+    """A crop model (facing classifier, joint refiner) as it serves beside the pose network `model`: in its
+    precision, batch normalisation folded into the convolutions (`fold_batch_norms`); None stays None. A model
+    already served so comes back as it is (its variables are the ones an export tracks)."""
+    return None if crop_model is None else fold_batch_norms(computing_like(model, crop_model))
 
 
 def computing_like(model, crop_model):
