@@ -82,14 +82,18 @@ def fit_joint_refiner(recipe, checkpoint, report_path, log=print):
     `checkpoint` and its report as `report_path`; None where the recipe asks for none. See `fit_crop_model`."""
     from pose_tl.export.loading import load_refiner_model
     from pose_tl.models.refiner import refiner_model_path
-    from pose_tl.training.refiner import COPIES, LEARNING_RATE, RESHAKEN_COPIES, train_joint_refiner
+    from pose_tl.training.refiner import (COPIES, FACING_LOSS_WEIGHT, LEARNING_RATE, RESHAKEN_COPIES,
+                                          train_joint_refiner)
 
-    filters, depths = recipe.model.pose.refiner_filters, recipe.model.pose.refiner_depth
-    return fit_crop_model(recipe, recipe.model.pose.refine_epochs,
-                          functools.partial(train_joint_refiner, base_filters=filters, joint_depths=depths),
+    pose = recipe.model.pose
+    filters, depths, facing = pose.refiner_filters, pose.refiner_depth, pose.refiner_depth and pose.refiner_facing
+    return fit_crop_model(recipe, pose.refine_epochs,
+                          functools.partial(train_joint_refiner, base_filters=filters, joint_depths=depths,
+                                            facing=facing),
                           refiner_model_path(checkpoint), lambda: load_refiner_model(checkpoint), report_path,
                           "joint refiner", log, filters=filters, copies=COPIES, reshaken_copies=RESHAKEN_COPIES,
-                          learning_rate=LEARNING_RATE, joint_depths=depths, trunk_depths=depths)
+                          learning_rate=LEARNING_RATE, joint_depths=depths, trunk_depths=depths,
+                          **({"facing": True, "facing_loss_weight": FACING_LOSS_WEIGHT} if facing else {}))
 
 
 def fit_crop_model(recipe, epochs, train, path, load, report_path, name, log, **settings):

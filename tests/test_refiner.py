@@ -74,7 +74,7 @@ def test_on_person_slots_computes_the_wanted_slots_only():
 def test_refiner_examples_have_their_targets_at_the_labelled_joints():
     settings = default_settings(people=(1, 3), distance_m=(1.5, 4.0))
     frames = [render_people_frame(7, index, settings) for index in range(6)]
-    crops, targets, _, joints, in_frame, boxes, _, _ = refiner_examples(frames)
+    crops, targets, _, joints, in_frame, boxes, _, _, _ = refiner_examples(frames)
     assert crops.shape[1:] == (*REFINER_CROP_SIZE, 1) and targets.shape[1:] == (*HEATMAP_SIZE, NUM_JOINTS)
     assert len(crops) == len(targets) == len(joints) >= len(frames)
     person = (crops[..., 0] < 1.0).mean(axis=(1, 2))
@@ -199,7 +199,7 @@ def test_refiner_examples_give_each_joint_its_depth_behind_the_surface_around_it
 
     settings = default_settings(people=(1, 3), distance_m=(1.5, 4.0))
     frames = [render_people_frame(7, index, settings) for index in range(6)]
-    crops, _, depths, joints, in_frame, boxes, offsets, _ = refiner_examples(frames)
+    crops, _, depths, joints, in_frame, boxes, offsets, _, _ = refiner_examples(frames)
     assert depths.shape == (len(crops), *HEATMAP_SIZE, 4 * NUM_JOINTS)  # behind the surface, then the trunk
     value, weight = depths[..., :NUM_JOINTS], depths[..., NUM_JOINTS:2 * NUM_JOINTS]
     known = np.isfinite(offsets)
@@ -218,7 +218,7 @@ def test_refiner_examples_give_each_joint_its_depth_behind_the_surface_around_it
             assert one is None
             continue
         surface = depth_at_keypoints(frame.depth_mm / 1000.0, np.nan_to_num(frame.joints_2d[people])).numpy()
-        expected, got = frame.joints_3d[people, :, 2] - surface, one[-2]
+        expected, got = frame.joints_3d[people, :, 2] - surface, one[6]
         assert len(got) == len(people)
         np.testing.assert_allclose(got[np.isfinite(got)], expected[np.isfinite(got)], atol=1e-5)
         for visibility in behind:
@@ -417,3 +417,37 @@ def test_refiner_training_shakes_its_oldest_copy_again_before_each_later_epoch(m
 
 def _slot_of(copies, crop):
     return next(slot for slot, held in enumerate(copies) if np.array_equal(held, crop))
+
+
+def test_facing_labels_say_which_way_each_person_faces_the_camera():
+    from pose_tl.training.refiner import facing_labels
+
+    def person(left_x, forward_z=0.0):
+        """A trunk 3 m ahead: hips 0.3 m apart (the left at `left_x`), neck above; `forward_z` turns it side-on."""
+        joints = np.zeros((NUM_JOINTS, 3), np.float32)
+        joints[:, 2] = 3.0
+        joints[JOINT["left_hip"]] = (left_x, 0.0, 3.0 + forward_z)
+        joints[JOINT["right_hip"]] = (-left_x, 0.0, 3.0 - forward_z)
+        joints[JOINT["neck"]] = (0.0, -0.5, 3.0)
+        return joints
+
+    side_on = person(0.0, forward_z=0.15)
+    unlabelled = person(0.15)
+    unlabelled[JOINT["neck"]] = np.nan
+    labels = facing_labels(np.stack([person(0.15), person(-0.15), side_on, unlabelled]))
+    np.testing.assert_array_equal(labels, [1.0, 0.0, -1.0, -1.0])  # its left on the camera's right: faces it
+
+
+def test_a_refiner_trained_with_its_facing_answer_reports_it():
+    from pose_tl.decoding.refining import REFINER_FACING
+    from pose_tl.training.refiner import train_joint_refiner
+
+    settings = default_settings(people=(1, 2), distance_m=(1.5, 3.0))
+    frames = [render_people_frame(11, index, settings) for index in range(4)]
+    model, report = train_joint_refiner(frames, frames[:2], epochs=1, seed=5, base_filters=4, facing=True,
+                                        log=lambda _: None)
+    assert REFINER_FACING in model.output_names and 0.0 <= report["validation_facing_accuracy"] <= 1.0
+    crops = tf.zeros((2, *REFINER_CROP_SIZE, 1))
+    assert model(crops)[REFINER_FACING].shape == (2, 1)
+    plain, _ = train_joint_refiner(frames, frames[:2], epochs=1, seed=5, base_filters=4, log=lambda _: None)
+    assert REFINER_FACING not in plain.output_names

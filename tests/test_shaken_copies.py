@@ -93,3 +93,22 @@ def test_a_model_batch_of_them_fits_the_refiners_outputs():
                            REFINER_TRUNK_DEPTHS: MaskedJointDepthL1()})  # as `train_joint_refiner` does
     history = model.fit(batches, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0]) and int(batches.cardinality()) == 3
+
+
+def test_facing_labels_are_held_and_kept_by_the_mirror_images():
+    from pose_tl.decoding.refining import REFINER_FACING
+    from pose_tl.training.shaken_copies import FACING_COLUMN
+
+    def with_facing(copy, labels):
+        columns = [*copy, *([None] * (FACING_COLUMN - len(copy))), np.array(labels, np.float32)]
+        return tuple(columns)
+
+    examples = ShakenCopies([with_facing(copy_of([1, 2]), [1, -1]), with_facing(copy_of([3, 4]), [0, 1])],
+                            joint_depths=True, facing=True)
+    _, targets = examples.gather(np.array([0, 1, 2, 3, 4, 6, 7]))
+    np.testing.assert_array_equal(targets[REFINER_FACING][:, 0], [1, -1, 0, 1, 1, 0, 1])
+    examples.replace_oldest(with_facing(copy_of([5, 6]), [0, 0]))
+    _, targets = examples.gather(np.array([0, 1, 2]))
+    np.testing.assert_array_equal(targets[REFINER_FACING][:, 0], [0, 0, 0])
+    assert REFINER_FACING not in ShakenCopies([with_facing(copy_of([1]), [1])], joint_depths=True).gather(
+        np.array([0]))[1]

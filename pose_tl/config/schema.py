@@ -101,6 +101,10 @@ class PoseHeadConfig:
     # more than its radius); lifting then reads it at the refined joint, in place of `joint_depth`'s or the fixed
     # offsets, for the joints the refiner moved (`pose_tl.decoding.refining`).
     refiner_depth: bool = True
+    # With `refiner_depth`, the refiner also learns which way the person faces; decoding then keeps each left joint
+    # and its right twin on different limbs and lets that answer say which is which (`pose_tl.decoding.twins`), in
+    # place of the facing classifier's. At the demo's budget it left twins on one limb for most pairs without it.
+    refiner_facing: bool = True
     # The refiner's passes in decoding: each after the first cuts the crops again around the joints the last found
     # (`pose_tl.decoding.refining`); each costs one refiner run per person. With `flip_test`, each pass also looks at
     # the mirrored crops.

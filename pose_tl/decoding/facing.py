@@ -122,6 +122,12 @@ def turn_to_facing(keypoints, keypoint_scores, facing_probability, found):
         keypoints: [N, P, J, 2]; keypoint_scores: [N, P, J]; facing_probability: [N, P] that each person faces the
             camera; found: [N, P, J] the joints the skeleton's own facing is read from.
     """
+    turn = twin_turns(keypoints, facing_probability, found)
+    return exchanged(keypoints, turn), exchanged(keypoint_scores, turn)
+
+
+def twin_turns(keypoints, facing_probability, found):
+    """[N, P, J] bool: the joints `turn_to_facing` exchanges with their twins (both of each pair it turns)."""
     says = skeleton_facing(keypoints, found)  # [N, P, len(TWINS)]
     sure_towards = tf.expand_dims(facing_probability >= TURN_PROBABILITY, -1)  # TFLite: no bool [..., None]
     sure_away = tf.expand_dims(facing_probability <= 1.0 - TURN_PROBABILITY, -1)
@@ -129,10 +135,13 @@ def turn_to_facing(keypoints, keypoint_scores, facing_probability, found):
     joint_turn = [tf.zeros_like(turn[..., 0])] * NUM_JOINTS
     for pair, right in enumerate(TWINS):
         joint_turn[right] = joint_turn[FLIP_INDEX[right]] = turn[..., pair]
-    joint_turn = tf.stack(joint_turn, axis=-1)  # [N, P, J]
-    keypoints = tf.where(tf.expand_dims(joint_turn, -1), tf.gather(keypoints, FLIP_INDEX, axis=2), keypoints)
-    keypoint_scores = tf.where(joint_turn, tf.gather(keypoint_scores, FLIP_INDEX, axis=2), keypoint_scores)
-    return keypoints, keypoint_scores
+    return tf.stack(joint_turn, axis=-1)  # [N, P, J]
+
+
+def exchanged(values, joint_turn):
+    """Per-joint `values` [N, P, J, ...] with the joints of `joint_turn` [N, P, J] taking their twins' values."""
+    turn = tf.reshape(joint_turn, tf.concat([tf.shape(joint_turn), tf.ones([values.shape.rank - 3], tf.int32)], 0))
+    return tf.where(turn, tf.gather(values, FLIP_INDEX, axis=2), values)
 
 
 def could_turn(keypoints, found, num_people):

@@ -6,15 +6,16 @@ The whole batch is decoded at once (no per-frame loop): see `grouping`.
 import tensorflow as tf
 
 from pose_tl.data.people.skeleton import NUM_JOINTS
-from pose_tl.decoding.facing import (could_turn, facing_probabilities, on_person_slots, person_crops,
-                                     turn_to_facing)
+from pose_tl.decoding.facing import (could_turn, exchanged, facing_probabilities, on_person_slots, person_crops,
+                                     twin_turns)
 from pose_tl.decoding.grouping import group_people
 from pose_tl.decoding.indexing import batch_index_like, pixel_indices, take
 from pose_tl.decoding.lifting import JOINT_SURFACE_OFFSETS_M, at_depth, lift_to_camera_space, per_frame_intrinsics
 from pose_tl.decoding.occlusion import (DEFAULT_BONE_LENGTHS, depth_from_neighbours, infer_missing_joints,
                                         occluded_by_depth)
 from pose_tl.decoding.peaks import find_peaks
-from pose_tl.decoding.refining import REFINE_PASSES, present_slots, refine_people, refiner_crops, refiner_heatmaps
+from pose_tl.decoding.refining import (REFINE_PASSES, RefinedDepths, present_slots, refine_people, refined_facing,
+                                      refiner_crops, refiner_heatmaps)
 
 MIN_INFERRED_DEPTH_M = 0.1  # inferred joints nearer than this (or behind the camera) are left out
 
@@ -65,6 +66,8 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=No
             last = refine_pass == refine_passes - 1  # only the last pass's depths are lifted: read the frame once
             people, refined_depths = refine_people(people, maps, stride=stride, depth_m=depth_m if last else None,
                                                    min_joint_score=min_joint_score)
+        refined = refined_facing(maps, people[3])  # where it answers: its word on left and right, the classifier's not
+        probability = probability if refined is None else refined
     return complete_people(people, depth_m, intrinsics, stride=stride, facing_probability=probability,
                            joint_depth=joint_depth, refined_depths=refined_depths, min_joint_score=min_joint_score,
                            surface_offset_m=surface_offset_m, bone_lengths=bone_lengths, loop=loop)
@@ -116,9 +119,11 @@ def complete_people(people, depth_m, intrinsics, *, stride, facing_probability=N
     joint, else by `surface_offset_m`."""
     keypoints, keypoint_scores, person_scores, count = people
     max_people = keypoints.shape[1]
-    if facing_probability is not None:
-        keypoints, keypoint_scores = turn_to_facing(keypoints, keypoint_scores, facing_probability,
-                                                    keypoint_scores >= min_joint_score)
+    if facing_probability is not None:  # a turned joint takes its twin's depth as well: the one read where it now is
+        turn = twin_turns(keypoints, facing_probability, keypoint_scores >= min_joint_score)
+        keypoints, keypoint_scores = exchanged(keypoints, turn), exchanged(keypoint_scores, turn)
+        if refined_depths is not None:
+            refined_depths = RefinedDepths(*(exchanged(values, turn) for values in refined_depths))
     depth_m, intrinsics = tf.cast(depth_m, tf.float32), tf.cast(intrinsics, tf.float32)
     keypoints_px = keypoints * float(stride)  # [N, P, J, 2]
     offset = (read_joint_maps(joint_depth, keypoints) if joint_depth is not None

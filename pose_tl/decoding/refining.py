@@ -23,6 +23,7 @@ from pose_tl.decoding.facing import CROP_SIZE, person_boxes, person_crops, trunk
 from pose_tl.decoding.indexing import batch_index_like, pixel_indices
 from pose_tl.decoding.lifting import depth_at_keypoints
 from pose_tl.decoding.peaks import find_peaks
+from pose_tl.decoding.twins import twins_apart
 
 REFINER_CROP_SIZE = CROP_SIZE  # height, width
 REFINER_STRIDE = 2  # crop pixels per heatmap cell
@@ -35,6 +36,7 @@ REFINE_PASSES = 2
 REFINER_HEATMAPS = "joint_heatmaps"  # the refiner's outputs (`pose_tl.models.refiner`)
 REFINER_DEPTHS = "joint_depths"
 REFINER_TRUNK_DEPTHS = "joint_trunk_depths"
+REFINER_FACING = "facing"  # its logit that the person faces the camera, where the refiner answers it
 REFINER_OUTPUTS = (REFINER_HEATMAPS, REFINER_DEPTHS, REFINER_TRUNK_DEPTHS)  # the order of `refiner_maps`' channels
 
 
@@ -52,11 +54,35 @@ class RefinedDepths(NamedTuple):
 
 def refiner_maps(outputs):
     """A refiner's answer as one float32 tensor [M, h, w, J] of heatmaps, or [M, h, w, 2J or 3J]: heatmaps, joint
-    depths behind the surface, and behind the trunk where it answers them (`REFINER_OUTPUTS`)."""
+    depths behind the surface, and behind the trunk where it answers them (`REFINER_OUTPUTS`); where it also answers
+    which way the person faces, one channel more, its logit (`REFINER_FACING`) on every cell (`facing_logits`)."""
     if isinstance(outputs, dict):
-        outputs = tf.concat([tf.cast(outputs[name], tf.float32) for name in REFINER_OUTPUTS if name in outputs],
-                            axis=-1)
+        maps = [tf.cast(outputs[name], tf.float32) for name in REFINER_OUTPUTS if name in outputs]
+        if REFINER_FACING in outputs:
+            logit = tf.cast(outputs[REFINER_FACING], tf.float32)[:, None, None, :]  # [M, 1, 1, 1]
+            maps.append(tf.broadcast_to(logit, tf.concat([tf.shape(maps[0])[:3], [1]], 0)))
+        outputs = tf.concat(maps, axis=-1)
     return tf.cast(outputs, tf.float32)
+
+
+def answers_facing(maps):
+    """Whether the refiner's `maps` [..., C] (`refiner_maps`) end in its facing logit."""
+    return maps.shape[-1] % len(FLIP_INDEX) == 1
+
+
+def facing_logits(maps):
+    """[...] the refiner's logit that each person faces the camera, from its `maps` [..., h, w, C]; None where it
+    answers none."""
+    return maps[..., 0, 0, -1] if answers_facing(maps) else None
+
+
+def refined_facing(maps, count):
+    """[N, P] the probability that each person slot faces the camera, from the refiner's `maps` [N, P, h, w, C] of the
+    last pass (0.5, unsure, on slots past each frame's `count` [N] people); None where it answers none."""
+    logits = facing_logits(maps)
+    if logits is None:
+        return None
+    return tf.where(present_slots(count, tf.shape(logits)[1]), tf.sigmoid(logits), 0.5)
 
 
 def behind_occluder(surface, reference):
@@ -76,6 +102,7 @@ def refiner_heatmaps(refiner, crops, flip=False):
     maps = refiner_maps(refiner(tf.concat([crops, tf.reverse(crops, axis=[2])], axis=0)))
     channels = list(FLIP_INDEX) * (maps.shape[-1] // len(FLIP_INDEX))  # a mirror keeps each joint's depth
     order = [index + len(FLIP_INDEX) * (position // len(FLIP_INDEX)) for position, index in enumerate(channels)]
+    order += [maps.shape[-1] - 1] if answers_facing(maps) else []  # and which way the person faces
     mirrored = tf.gather(tf.reverse(maps[count:], axis=[2]), order, axis=-1)
     return (maps[:count] + mirrored) / 2.0
 
@@ -105,16 +132,20 @@ def frame_to_heatmap(xy, boxes, heatmap_size):
 
 def crop_peaks(maps):
     """(xy [M, J, 2] heatmap coordinates, peaks [M, J], joint depths [M, J] or None, depths behind the trunk [M, J] or
-    None) of each joint's strongest peak in the refiner's `maps` [M, h, w, J, 2J or 3J] (`refiner_maps`), sub-pixel
-    refined; the depths at its cell where the refiner answers them."""
+    None) of each joint's strongest peak in the refiner's `maps` [M, h, w, C] (`refiner_maps`), sub-pixel refined;
+    the depths at its cell where the refiner answers them. Where it also answers which way the person faces, left
+    and right twins are kept on different limbs (`twins.twins_apart`): that answer then says which is which."""
     joints = len(FLIP_INDEX)
-    xy, peak = find_peaks(maps[..., :joints], threshold=0.0, max_peaks=1)  # [M, J, 1, 2], [M, J, 1]
-    xy, peak = xy[:, :, 0], peak[:, :, 0]
+    if answers_facing(maps):
+        xy, peak = twins_apart(*find_peaks(maps[..., :joints], threshold=0.0, max_peaks=2), REFINED_MIN_PEAK)
+    else:
+        xy, peak = find_peaks(maps[..., :joints], threshold=0.0, max_peaks=1)  # [M, J, 1, 2], [M, J, 1]
+        xy, peak = xy[:, :, 0], peak[:, :, 0]
     y, x = pixel_indices(xy, maps.shape[1], maps.shape[2])  # [M, J]: the peak's cell
     joint = tf.broadcast_to(tf.range(joints), tf.shape(y))
 
     def at_peaks(first_channel):
-        if maps.shape[-1] < first_channel + joints:
+        if maps.shape[-1] // joints * joints < first_channel + joints:  # (the facing logit is no joint's)
             return None
         return tf.gather_nd(maps[..., first_channel:first_channel + joints],
                             tf.stack([batch_index_like(y), y, x, joint], axis=-1))
@@ -124,7 +155,7 @@ def crop_peaks(maps):
 
 def refined_joints(maps, keypoints, found):
     """(keypoints [N, P, J, 2] frame pixels, peaks [N, P, J], joint depths [N, P, J] or None, depths behind the trunk
-    [N, P, J] or None: `crop_peaks`) read from the refiner's `maps` [N, P, h, w, J, 2J or 3J] of crops cut around
+    [N, P, J] or None: `crop_peaks`) read from the refiner's `maps` [N, P, h, w, C] of crops cut around
     `keypoints` [N, P, J, 2] (frame pixels) at their `found` [N, P, J] joints."""
     maps = tf.cast(maps, tf.float32)
     shape = tf.shape(maps)
@@ -139,7 +170,7 @@ def refined_joints(maps, keypoints, found):
 
 def refine_people(people, maps, *, stride, depth_m=None, min_joint_score=0.3):
     """(people, joint depths) from assembled `people` (output-map pixels; `people.assemble_people`) with each joint
-    the refiner's `maps` [N, P, h, w, J, 2J or 3J] (`refiner_maps`) peak at `REFINED_MIN_PEAK` or above moved there,
+    the refiner's `maps` [N, P, h, w, C] (`refiner_maps`) peak at `REFINED_MIN_PEAK` or above moved there,
     its score the peak's height (at most 1). Joint depths: None where the refiner answers none, else `RefinedDepths`
     for `people.complete_people`; its depths behind the trunk are used where `depth_m` [N, H, W] (the frame the crops
     were cut from, metres) is given and the refiner answers them. `stride`: the crops' depth pixels per output pixel,

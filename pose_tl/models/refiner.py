@@ -16,19 +16,21 @@ from pathlib import Path
 import keras
 
 from pose_tl.data.people.skeleton import NUM_JOINTS
-from pose_tl.decoding.refining import (REFINER_CROP_SIZE, REFINER_DEPTHS, REFINER_HEATMAPS, REFINER_STRIDE,
-                                      REFINER_TRUNK_DEPTHS)
+from pose_tl.decoding.refining import (REFINER_CROP_SIZE, REFINER_DEPTHS, REFINER_FACING, REFINER_HEATMAPS,
+                                      REFINER_STRIDE, REFINER_TRUNK_DEPTHS)
 from pose_tl.models.fused_batch_norm import FusedBatchNormalization
 
 REFINER_MODEL_FILE = "refiner.keras"  # saved beside the pose checkpoint whose people it refines
 BASE_FILTERS = 32
 
 
-def build_joint_refiner(seed=None, base_filters=BASE_FILTERS, joint_depths=True):
+def build_joint_refiner(seed=None, base_filters=BASE_FILTERS, joint_depths=True, facing=False):
     """crops [M, h, w, 1] -> heatmaps [M, h / 2, w / 2, J] (float32; a Gaussian of peak 1 at each joint); with
     `joint_depths`, a dict of those (`REFINER_HEATMAPS`), each joint's metres behind the surface seen at it, near
     the joint (`REFINER_DEPTHS`, [M, h / 2, w / 2, J], float32), and its metres behind the person's trunk depth
-    (`REFINER_TRUNK_DEPTHS`, the same shape: for joints hidden by something nearer than the crop shows).
+    (`REFINER_TRUNK_DEPTHS`, the same shape: for joints hidden by something nearer than the crop shows); with
+    `facing` as well, the logit that the person faces the camera (`REFINER_FACING`, [M, 1], float32), read from the
+    bottleneck, which sees the whole body: decoding keeps twins on different limbs and this answer says which is left.
 
     Computes in the global dtype policy (mixed_bfloat16 trains it ~2x faster on CPUs with AVX512_BF16); its batch
     normalisation is fused (`FusedBatchNormalization`: ~40 % faster training steps and inference here).
@@ -60,6 +62,10 @@ def build_joint_refiner(seed=None, base_filters=BASE_FILTERS, joint_depths=True)
     trunk_depths = layers.Conv2D(NUM_JOINTS, 1, name=REFINER_TRUNK_DEPTHS, dtype="float32",
                                  kernel_initializer=keras.initializers.GlorotUniform(seed=seed))(x)
     outputs = {REFINER_HEATMAPS: heatmaps, REFINER_DEPTHS: depths, REFINER_TRUNK_DEPTHS: trunk_depths}
+    if facing:
+        outputs[REFINER_FACING] = layers.Dense(1, name=REFINER_FACING, dtype="float32",
+                                               kernel_initializer=keras.initializers.GlorotUniform(seed=seed))(
+            layers.GlobalAveragePooling2D()(eighth))
     return keras.Model(inputs, outputs, name="joint_refiner")
 
 

@@ -64,3 +64,18 @@ class MaskedJointDepthL1(keras.losses.Loss):
         y_true = keras.ops.cast(y_true, y_pred.dtype)
         target, weight = y_true[..., :joints], y_true[..., joints:]
         return keras.ops.sum(weight * keras.ops.abs(y_pred - target), axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="pose_tl")
+class MaskedFacingCrossEntropy(keras.losses.Loss):
+    """Binary cross-entropy of a logit that the person faces the camera; targets 1 (faces it), 0 (faces away) or -1
+    (side-on or unknown: no loss), as `training.refiner.refiner_examples` labels them."""
+
+    def __init__(self, name="masked_facing_cross_entropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        y_true = keras.ops.cast(y_true, y_pred.dtype)
+        known = keras.ops.cast(y_true >= 0.0, y_pred.dtype)
+        loss = keras.ops.binary_crossentropy(keras.ops.maximum(y_true, 0.0), y_pred, from_logits=True)
+        return keras.ops.sum(known * loss, axis=-1)

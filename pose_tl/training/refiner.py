@@ -15,7 +15,7 @@ them (train 0.965 against test 0.938 of joints within 0.1 box heights on the acc
 import numpy as np
 
 from pose_tl.data.people.skeleton import OCCLUDED, VISIBLE
-from pose_tl.training.facing import BATCH_FRAMES, MIN_VISIBLE_JOINTS, padded, shaken
+from pose_tl.training.facing import BATCH_FRAMES, MIN_LABEL_COSINE, MIN_VISIBLE_JOINTS, facing_cosine, padded, shaken
 
 # Shaken copies of each person per epoch (each also mirrored). On the accuracy benchmark's HED model (test split),
 # 2 copies and 15 epochs gave PCK@0.2 0.831 where 1 copy and 10 epochs gave 0.627, and 3 copies and 20 epochs 0.851
@@ -38,6 +38,7 @@ DEPTH_RADIUS = 2.0  # heatmap cells around a joint where its depth is supervised
 # x 6 epochs on the accuracy benchmark's data, 1.0 cost its joints 2.4 points of validation accuracy (0.791 against
 # 0.815 without trunk depths); 0.1 kept them (0.813) and its trunk depths as good (0.785 against 0.787 within 10 cm).
 TRUNK_DEPTH_LOSS_WEIGHT = 0.1
+FACING_LOSS_WEIGHT = 0.1  # of the refiner's loss, its facing answer's cross-entropy (README, pose: keeping twins apart)
 DEPTH_TOLERANCE_M = 0.1  # the validation report counts joint depths within this of the label (mAP@10 cm's radius)
 
 
@@ -45,8 +46,9 @@ def refiner_examples(frames, rng=None):
     """(crops [M, h, w, 1] float32, heatmaps [M, h / 2, w / 2, J] float32, joint depths [M, h / 2, w / 2, 4J] float32
     (`joint_depth_maps` behind the surface, then behind the trunk), and for the report: joints [M, J, 2] frame pixels,
     in_frame [M, J] bool, boxes [M, 4], depth offsets [M, J]: z minus the depth read at the joint, then [M, J] z minus
-    the trunk's depth, NaN where unknown) of the frames' people with `MIN_VISIBLE_JOINTS` visible; with a NumPy `rng`,
-    cut around shaken joints."""
+    the trunk's depth, NaN where unknown; then facing labels [M]: 1 faces the camera, 0 away, -1 side-on or unknown,
+    as the facing classifier's are, `training.facing.facing_cosine`) of the frames' people with `MIN_VISIBLE_JOINTS`
+    visible; with a NumPy `rng`, cut around shaken joints."""
     from pose_tl.decoding.facing import person_boxes, trunk_depth
     from pose_tl.decoding.lifting import depth_at_keypoints
     from pose_tl.decoding.refining import (REFINER_CROP_SIZE, REFINER_STRIDE, behind_occluder, frame_to_heatmap,
@@ -54,7 +56,7 @@ def refiner_examples(frames, rng=None):
     from pose_tl.data.people.frame import same_size_batches
 
     heatmap_size = (REFINER_CROP_SIZE[0] // REFINER_STRIDE, REFINER_CROP_SIZE[1] // REFINER_STRIDE)
-    columns = [[] for _ in range(8)]
+    columns = [[] for _ in range(9)]
     for batch in same_size_batches(frames, BATCH_FRAMES):
         people = max(frame.num_people for frame in batch)
         labels = padded([f.joints_2d for f in batch], people).astype(np.float32)
@@ -75,6 +77,7 @@ def refiner_examples(frames, rng=None):
         offsets = np.where(known & (surface > 0) & ~occluded, z - surface, np.nan)
         trunk_offsets = np.where(known & (reference > 0), z - reference, np.nan)  # every joint: more to learn from
         for i, frame in enumerate(batch):
+            facing = facing_labels(frame.joints_3d)
             for person in range(frame.num_people):
                 if visible[i, person].sum() >= MIN_VISIBLE_JOINTS:
                     example = (batch_crops[i, person],
@@ -83,12 +86,20 @@ def refiner_examples(frames, rng=None):
                                                joint_depth_maps(cells[i, person], trunk_offsets[i, person],
                                                                 heatmap_size)], axis=-1),
                                keypoints[i, person], has_target[i, person], batch_boxes[i, person],
-                               offsets[i, person], trunk_offsets[i, person])
+                               offsets[i, person], trunk_offsets[i, person], facing[person])
                     for column, value in zip(columns, example):
                         column.append(value)
     if not columns[0]:
         return None
     return tuple(np.stack(column) for column in columns)
+
+
+def facing_labels(joints_3d):
+    """[P] float32: 1 where each person (joints_3d [P, J, 3], camera frame) faces the camera, 0 where it faces away,
+    -1 where it stands side-on (`facing.MIN_LABEL_COSINE`) or its trunk is unlabelled: no facing to learn."""
+    cosine = facing_cosine(joints_3d)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.abs(cosine) >= MIN_LABEL_COSINE, (cosine > 0).astype(np.float32), -1.0).astype(np.float32)
 
 
 def gaussian_heatmaps(cells, has_target, heatmap_size):
@@ -114,19 +125,21 @@ def joint_depth_maps(cells, offsets, heatmap_size):
 
 
 def train_joint_refiner(train_frames, validation_frames, *, epochs, seed, base_filters=None, joint_depths=True,
-                        log=print):
+                        facing=False, log=print):
     """A fitted joint refiner and its report ({"train_examples", "validation_people", "validation_accuracy": the share
     of in-frame validation joints refined within `ACCURACY_DISTANCE` of the box height, from crops cut at the labels,
     and with `joint_depths` "validation_depth_accuracy": the share of their joints with a 3D label whose depth the
     refiner places within `DEPTH_TOLERANCE_M`, at its own peak}), or (None, report) where no training person has
     enough visible joints. `base_filters`: the refiner's width (None: `pose_tl.models.refiner.BASE_FILTERS`);
-    `joint_depths`: it also learns each joint's depth behind the surface."""
+    `joint_depths`: it also learns each joint's depth behind the surface; `facing` (with `joint_depths`): and which way
+    the person faces (the report's "validation_facing_accuracy": the share of clearly facing validation people it
+    answers right)."""
     import keras
 
-    from pose_tl.decoding.refining import REFINER_DEPTHS, REFINER_HEATMAPS, REFINER_TRUNK_DEPTHS
+    from pose_tl.decoding.refining import REFINER_DEPTHS, REFINER_FACING, REFINER_HEATMAPS, REFINER_TRUNK_DEPTHS
     from pose_tl.models.refiner import build_joint_refiner
     from pose_tl.training.array_batches import shuffled_batches
-    from pose_tl.training.losses import ForegroundWeightedMSE, MaskedJointDepthL1
+    from pose_tl.training.losses import ForegroundWeightedMSE, MaskedFacingCrossEntropy, MaskedJointDepthL1
     from pose_tl.training.shaken_copies import ShakenCopies
 
     rng = np.random.default_rng(seed)
@@ -135,7 +148,8 @@ def train_joint_refiner(train_frames, validation_frames, *, epochs, seed, base_f
     if copies[0] is None:
         log("joint refiner: no training person has enough visible joints; not trained")
         return None, {"train_examples": 0}
-    examples = ShakenCopies(copies, joint_depths)
+    facing = facing and joint_depths
+    examples = ShakenCopies(copies, joint_depths, facing)
     del copies
     loss = ForegroundWeightedMSE(FOREGROUND_WEIGHT)
     if joint_depths:
@@ -144,10 +158,12 @@ def train_joint_refiner(train_frames, validation_frames, *, epochs, seed, base_f
     report = {"train_examples": len(examples)}  # shaken copies and their mirror images, an epoch
     keras.utils.set_random_seed(seed)
     model = build_joint_refiner(seed, **({"base_filters": base_filters} if base_filters else {}),
-                                joint_depths=joint_depths)
+                                joint_depths=joint_depths, facing=facing)
     steps = epochs * int(np.ceil(report["train_examples"] / BATCH_SIZE))
     weights = ({REFINER_HEATMAPS: 1.0, REFINER_DEPTHS: 1.0, REFINER_TRUNK_DEPTHS: TRUNK_DEPTH_LOSS_WEIGHT}
                if joint_depths else None)
+    if facing:
+        loss[REFINER_FACING], weights[REFINER_FACING] = MaskedFacingCrossEntropy(), FACING_LOSS_WEIGHT
     model.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(LEARNING_RATE, steps)), loss,
                   loss_weights=weights)
     batches = shuffled_batches(examples.gather, len(examples), BATCH_SIZE, order_rng)
@@ -159,12 +175,15 @@ def train_joint_refiner(train_frames, validation_frames, *, epochs, seed, base_f
     validation = refiner_examples(validation_frames)
     report["validation_people"] = 0 if validation is None else int(len(validation[0]))
     if validation is not None:
-        report.update(refiner_accuracy(model, validation[0], *validation[3:]))
+        report.update(refiner_accuracy(model, validation[0], *validation[3:8]))
+        if facing:
+            report["validation_facing_accuracy"] = facing_accuracy(model, validation[0], validation[8])
     log(f"joint refiner: {report['train_examples']} training crops, {epochs} epochs; validation accuracy "
         + (f"{report['validation_accuracy']:.3f} on {report['validation_people']} people"
            + (f", joint depths within {DEPTH_TOLERANCE_M * 100:.0f} cm {report['validation_depth_accuracy']:.3f}"
               f" (behind the trunk {report.get('validation_trunk_depth_accuracy', float('nan')):.3f})"
               if "validation_depth_accuracy" in report else "")
+           + (f", facing {report['validation_facing_accuracy']:.3f}" if "validation_facing_accuracy" in report else "")
            if validation is not None else "n/a (no validation people)"))
     return model, report
 
@@ -187,3 +206,15 @@ def refiner_accuracy(model, crops, joints, in_frame, boxes, offsets, trunk_offse
         if answered is not None and known.any():
             report[name] = float(np.mean(np.abs(answered.numpy() - labels)[known] <= DEPTH_TOLERANCE_M))
     return report
+
+
+def facing_accuracy(model, crops, labels):
+    """The share of the people with a facing label (`labels` [M]: 1, 0; -1 none) whose facing the refiner answers
+    right; NaN where none has one."""
+    from pose_tl.decoding.refining import REFINER_FACING
+
+    known = labels >= 0
+    if not known.any():
+        return float("nan")
+    logits = model.predict(crops[known], batch_size=256, verbose=0)[REFINER_FACING][:, 0]
+    return float(np.mean((logits > 0) == (labels[known] > 0.5)))

@@ -10,6 +10,8 @@ import numpy as np
 
 from pose_tl.data.people.skeleton import FLIP_INDEX
 
+FACING_COLUMN = 8  # of a `training.refiner.refiner_examples` copy: each person's facing label
+
 
 def mirrored_joint_depth_maps(maps):
     """Joint depth maps [M, h, w, kJ] of the mirrored crops: a mirror exchanges left and right, keeps depths."""
@@ -19,18 +21,18 @@ def mirrored_joint_depth_maps(maps):
 
 
 class ShakenCopies:
-    """Copies from `refiner_examples` (crops, heatmaps, joint depth maps, ...) of the same people, as the examples
-    `shuffled_batches` reads: example i < `len / 2` is row i of the copies one after another, example
+    """Copies from `refiner_examples` (crops, heatmaps, joint depth maps, ..., facing labels) of the same people, as
+    the examples `shuffled_batches` reads: example i < `len / 2` is row i of the copies one after another, example
     `len / 2 + i` its mirror image."""
 
-    def __init__(self, copies, joint_depths):
+    def __init__(self, copies, joint_depths, facing=False):
         """`joint_depths`: the targets are a dict of the heatmaps and both joint depth maps by output name (the
-        refiner's), else the heatmaps alone."""
+        refiner's), else the heatmaps alone; `facing` (with `joint_depths`): and the facing labels [B, 1]."""
         self.people = len(copies[0][0])
-        self.joint_depths = joint_depths
+        self.joint_depths, self.facing = joint_depths, facing and joint_depths
         rows = len(copies) * self.people
-        kinds = copies[0][:3] if joint_depths else copies[0][:2]
-        self.arrays = [np.empty((rows, *kind.shape[1:]), np.float32) for kind in kinds]  # crops, heatmaps, depths
+        # crops, heatmaps, depths, facing labels
+        self.arrays = [np.empty((rows, *kind.shape[1:]), np.float32) for kind in self.kinds(copies[0])]
         self.oldest = 0
         for slot, copy in enumerate(copies):
             self.write(slot, copy)
@@ -38,11 +40,15 @@ class ShakenCopies:
     def __len__(self):
         return 2 * len(self.arrays[0])
 
+    def kinds(self, copy):
+        """The arrays of a `refiner_examples` copy this set holds."""
+        return [*copy[:3], copy[FACING_COLUMN]] if self.facing else copy[:3] if self.joint_depths else copy[:2]
+
     def write(self, slot, copy):
         """Copy number `slot` becomes `copy` (the same people, so the same count)."""
         if len(copy[0]) != self.people:
             raise ValueError(f"a copy must hold the {self.people} people of the first. Received: {len(copy[0])}")
-        for array, kind in zip(self.arrays, copy):
+        for array, kind in zip(self.arrays, self.kinds(copy)):
             array[slot * self.people:(slot + 1) * self.people] = kind
 
     def replace_oldest(self, copy):
@@ -52,11 +58,12 @@ class ShakenCopies:
 
     def gather(self, index):
         """(crops [B, h, w, 1], targets) of the examples at `index` (int [B])."""
-        from pose_tl.decoding.refining import REFINER_DEPTHS, REFINER_HEATMAPS, REFINER_TRUNK_DEPTHS
+        from pose_tl.decoding.refining import REFINER_DEPTHS, REFINER_FACING, REFINER_HEATMAPS, REFINER_TRUNK_DEPTHS
 
         rows = len(self.arrays[0])
         mirrored = index >= rows
         crops, heatmaps, *depths = [array[index % rows] for array in self.arrays]
+        facing = depths.pop() if self.facing else None  # a mirror image faces the camera as the person does
         crops[mirrored] = crops[mirrored][:, :, ::-1]
         heatmaps[mirrored] = heatmaps[mirrored][:, :, ::-1][..., list(FLIP_INDEX)]
         if not self.joint_depths:
@@ -64,5 +71,8 @@ class ShakenCopies:
         depths = depths[0]
         depths[mirrored] = mirrored_joint_depth_maps(depths[mirrored])
         half = depths.shape[-1] // 2  # behind the surface, then behind the trunk
-        return crops, {REFINER_HEATMAPS: heatmaps, REFINER_DEPTHS: depths[..., :half],
-                       REFINER_TRUNK_DEPTHS: depths[..., half:]}
+        targets = {REFINER_HEATMAPS: heatmaps, REFINER_DEPTHS: depths[..., :half],
+                   REFINER_TRUNK_DEPTHS: depths[..., half:]}
+        if facing is not None:
+            targets[REFINER_FACING] = facing[:, None]
+        return crops, targets
