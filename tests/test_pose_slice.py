@@ -161,6 +161,8 @@ def test_pose_train_writes_checkpoint_metrics_and_saved_model(pose_run):
     assert refiner.layers[1].filters == 8 and (refiner_report["filters"], refiner_report["copies"]) == (8, 3)
     assert refiner_report["joint_depths"] is True and 0.0 <= refiner_report["validation_depth_accuracy"] <= 1.0
     assert metadata["refiner_joint_depths"] is True and metadata["refiner_trunk_depths"] is True
+    assert metadata["refiner_facing"] is True  # the recipe default: the refiner says which way people face
+    assert refiner_report["facing"] is True and "validation_facing_accuracy" in refiner_report
     header = (run / "logs/1_finetune.csv").read_text().splitlines()[0]
     assert "val_heatmaps_loss" in header and "val_pafs_stage1_loss" in header
     metrics = json.loads((run / "eval/metrics.json").read_text())

@@ -24,8 +24,8 @@ from pose_tl.decoding.lifting import JOINT_SURFACE_OFFSETS_M
 from pose_tl.decoding.occlusion import DEFAULT_BONE_LENGTHS
 from pose_tl.decoding.people import (assemble_people, complete_people, facing_crops, present_people, refining_crops,
                                      turnable_people)
-from pose_tl.decoding.refining import (REFINE_PASSES, REFINER_DEPTHS, REFINER_TRUNK_DEPTHS, refine_people,
-                                      refined_facing, refiner_heatmaps)
+from pose_tl.decoding.refining import (REFINE_PASSES, REFINER_DEPTHS, REFINER_FACING, REFINER_TRUNK_DEPTHS,
+                                      refine_people, refined_facing, refiner_heatmaps)
 from pose_tl.export.saved_model import DEFAULT_SIGNATURE, METADATA_FILE
 from pose_tl.models.batch_norm_folding import fold_batch_norms
 from pose_tl.models.pose_model import HEATMAPS, JOINT_DEPTH, PAFS
@@ -149,6 +149,7 @@ def pose_metadata(model, output_stride, bone_lengths, flip_test=False, facing_mo
             "refine_passes": refine_passes if refiner_model is not None else 0,
             "refiner_joint_depths": refiner_model is not None and REFINER_DEPTHS in refiner_model.output_names,
             "refiner_trunk_depths": refiner_model is not None and REFINER_TRUNK_DEPTHS in refiner_model.output_names,
+            "refiner_facing": refiner_model is not None and REFINER_FACING in refiner_model.output_names,
             "signatures": {DEFAULT_SIGNATURE: "depth uint16 [N,H,W] mm; Kinect v2 intrinsics scaled to W",
                            INTRINSICS_SIGNATURE: "depth uint16 [N,H,W] mm, intrinsics float32 [N,4] fx,fy,cx,cy"},
             "outputs": ["num_people", "keypoints_2d", "keypoints_3d", "keypoint_scores", "keypoint_inferred",
