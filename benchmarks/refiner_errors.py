@@ -57,21 +57,12 @@ def test_people_crops(frames, rng):
 def refined_joints(refiner, crops, boxes):
     """(joints [M, J, 2] frame pixels, joint depths [M, J] metres behind the surface, behind the trunk [M, J] or None)
     the refiner answers."""
-    import tensorflow as tf
-
-    from pose_tl.decoding.facing import exchanged, twin_turns
-    from pose_tl.decoding.refining import REFINED_MIN_PEAK, crop_peaks, facing_logits, heatmap_to_frame, refiner_maps
+    from pose_tl.decoding.refining import crop_joints, refiner_maps
 
     maps = refiner_maps(refiner.predict(crops, batch_size=256, verbose=0))
-    xy, peaks, depths, trunk_depths = crop_peaks(maps)
+    joints, _, depths, trunk_depths = crop_joints(maps, boxes)  # twins turned to its facing answer, as decoding does
     if depths is None:
         raise SystemExit("this refiner answers no joint depths (model.pose.refiner_depth: false): nothing to lift")
-    joints = heatmap_to_frame(xy, boxes[:, None], maps.shape[1:3])
-    logits = facing_logits(maps)
-    if logits is not None:  # its twins turned to its facing answer, their depths along, as decoding turns them
-        turn = twin_turns(joints[None], tf.sigmoid(logits)[None], peaks[None] >= REFINED_MIN_PEAK)
-        joints, depths = exchanged(joints[None], turn)[0], exchanged(depths[None], turn)[0]
-        trunk_depths = None if trunk_depths is None else exchanged(trunk_depths[None], turn)[0]
     return joints.numpy(), depths.numpy(), None if trunk_depths is None else trunk_depths.numpy()
 
 

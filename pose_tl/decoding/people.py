@@ -14,8 +14,8 @@ from pose_tl.decoding.lifting import JOINT_SURFACE_OFFSETS_M, at_depth, lift_to_
 from pose_tl.decoding.occlusion import (DEFAULT_BONE_LENGTHS, depth_from_neighbours, infer_missing_joints,
                                         occluded_by_depth)
 from pose_tl.decoding.peaks import find_peaks
-from pose_tl.decoding.refining import (REFINE_PASSES, RefinedDepths, present_slots, refine_people, refined_facing,
-                                      refiner_crops, refiner_heatmaps)
+from pose_tl.decoding.refining import (REFINE_PASSES, RefinedDepths, present_slots, refine_people, refiner_crops,
+                                      refiner_heatmaps)
 
 MIN_INFERRED_DEPTH_M = 0.1  # inferred joints nearer than this (or behind the camera) are left out
 
@@ -66,8 +66,6 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=No
             last = refine_pass == refine_passes - 1  # only the last pass's depths are lifted: read the frame once
             people, refined_depths = refine_people(people, maps, stride=stride, depth_m=depth_m if last else None,
                                                    min_joint_score=min_joint_score)
-        refined = refined_facing(maps, people[3])  # where it answers: its word on left and right, the classifier's not
-        probability = probability if refined is None else refined
     return complete_people(people, depth_m, intrinsics, stride=stride, facing_probability=probability,
                            joint_depth=joint_depth, refined_depths=refined_depths, min_joint_score=min_joint_score,
                            surface_offset_m=surface_offset_m, bone_lengths=bone_lengths, loop=loop)

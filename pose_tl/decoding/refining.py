@@ -19,7 +19,7 @@ from typing import NamedTuple
 import tensorflow as tf
 
 from pose_tl.data.people.skeleton import FLIP_INDEX
-from pose_tl.decoding.facing import CROP_SIZE, person_boxes, person_crops, trunk_depth
+from pose_tl.decoding.facing import CROP_SIZE, exchanged, person_boxes, person_crops, trunk_depth, twin_turns
 from pose_tl.decoding.indexing import batch_index_like, pixel_indices
 from pose_tl.decoding.lifting import depth_at_keypoints
 from pose_tl.decoding.peaks import find_peaks
@@ -76,15 +76,6 @@ def facing_logits(maps):
     return maps[..., 0, 0, -1] if answers_facing(maps) else None
 
 
-def refined_facing(maps, count):
-    """[N, P] the probability that each person slot faces the camera, from the refiner's `maps` [N, P, h, w, C] of the
-    last pass (0.5, unsure, on slots past each frame's `count` [N] people); None where it answers none."""
-    logits = facing_logits(maps)
-    if logits is None:
-        return None
-    return tf.where(present_slots(count, tf.shape(logits)[1]), tf.sigmoid(logits), 0.5)
-
-
 def behind_occluder(surface, reference):
     """bool: joints whose depth seen at them, `surface` (metres, 0: no reading), lies nearer than a crop measured from
     the person's trunk depth `reference` (0: none) shows (`REFINER_DEPTH_WINDOW_M`), or that read none: the crop shows
@@ -134,10 +125,15 @@ def crop_peaks(maps):
     """(xy [M, J, 2] heatmap coordinates, peaks [M, J], joint depths [M, J] or None, depths behind the trunk [M, J] or
     None) of each joint's strongest peak in the refiner's `maps` [M, h, w, C] (`refiner_maps`), sub-pixel refined;
     the depths at its cell where the refiner answers them. Where it also answers which way the person faces, left
-    and right twins are kept on different limbs (`twins.twins_apart`): that answer then says which is which."""
+    and right twins are kept on different limbs (`twins.twins_apart`) and each pair that disagrees with that answer
+    is exchanged (`facing.twin_turns`, as for the facing classifier's) before the depths are read: each joint's own
+    depth maps, where it ends, are the ones trained there."""
     joints = len(FLIP_INDEX)
     if answers_facing(maps):
         xy, peak = twins_apart(*find_peaks(maps[..., :joints], threshold=0.0, max_peaks=2), REFINED_MIN_PEAK)
+        # The crop's heatmap coordinates are the frame's scaled and shifted, so the pairs read across the body alike.
+        turn = twin_turns(xy[None], tf.sigmoid(facing_logits(maps))[None], peak[None] >= REFINED_MIN_PEAK)
+        xy, peak = exchanged(xy[None], turn)[0], exchanged(peak[None], turn)[0]
     else:
         xy, peak = find_peaks(maps[..., :joints], threshold=0.0, max_peaks=1)  # [M, J, 1, 2], [M, J, 1]
         xy, peak = xy[:, :, 0], peak[:, :, 0]
@@ -151,6 +147,14 @@ def crop_peaks(maps):
                             tf.stack([batch_index_like(y), y, x, joint], axis=-1))
 
     return xy, peak, at_peaks(joints), at_peaks(2 * joints)
+
+
+def crop_joints(maps, boxes):
+    """(joints [M, J, 2] frame pixels, peaks [M, J], joint depths [M, J] or None, depths behind the trunk [M, J] or
+    None: `crop_peaks`) of the refiner's `maps` [M, h, w, C] of crops cut from `boxes` [M, 4], as decoding places
+    them. For measures of the refiner alone (its validation, `refiner_errors.py`)."""
+    xy, peaks, depths, trunk_depths = crop_peaks(maps)
+    return heatmap_to_frame(xy, boxes[:, None], maps.shape[1:3]), peaks, depths, trunk_depths
 
 
 def refined_joints(maps, keypoints, found):

@@ -6,7 +6,7 @@ one limb and the other limb is lost. On the demo's validation people (its refine
 twin pairs, 236 had both joints right and 619 had one on its twin's place, the twin on its own place in 600 of those
 (a `/tmp` script): twins on one limb, not a person turned round. Taking the twin whose second peak adds more to the
 pair to that peak finds both limbs; which of them is the left one is then for the refiner's facing answer to say
-(`facing.turn_to_facing`): README, *Benchmarks, pose*.
+(`refining.crop_peaks`, `facing.twin_turns`): README, *Benchmarks, pose*.
 """
 
 import tensorflow as tf

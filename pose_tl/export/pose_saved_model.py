@@ -25,7 +25,7 @@ from pose_tl.decoding.occlusion import DEFAULT_BONE_LENGTHS
 from pose_tl.decoding.people import (assemble_people, complete_people, facing_crops, present_people, refining_crops,
                                      turnable_people)
 from pose_tl.decoding.refining import (REFINE_PASSES, REFINER_DEPTHS, REFINER_FACING, REFINER_TRUNK_DEPTHS,
-                                      refine_people, refined_facing, refiner_heatmaps)
+                                      refine_people, refiner_heatmaps)
 from pose_tl.export.saved_model import DEFAULT_SIGNATURE, METADATA_FILE
 from pose_tl.models.batch_norm_folding import fold_batch_norms
 from pose_tl.models.pose_model import HEATMAPS, JOINT_DEPTH, PAFS
@@ -55,8 +55,8 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
     assembled people's crops, and whose answer turns left/right pairs (`pose_tl.decoding.facing`), and so does the
     joint refiner (`pose_tl.models.refiner`), which finds each assembled person's joints again in its crop
     (`pose_tl.decoding.refining`) before they are turned and lifted, `refine_passes` times, the crops cut again
-    between passes; where the refiner also answers which way each person faces, its last pass's answer turns the
-    pairs in place of the classifier's. TFLite and ONNX conversion need compilation off: they convert TensorFlow ops. With `flip_test`,
+    between passes; where the refiner also answers which way each person faces, each pass turns its pairs to that
+    answer (`pose_tl.decoding.refining.crop_peaks`). TFLite and ONNX conversion need compilation off: they convert TensorFlow ops. With `flip_test`,
     the maps are averaged with those of the mirrored frame (`pose_tl.decoding.flip_test`): the network runs twice,
     and so does the refiner (on mirrored crops).
     """
@@ -130,8 +130,6 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
                     assembled["present"])
                 if refine_pass < refine_passes - 1:
                     people, crops = recut(people, refined_maps, depth)
-            refined = refined_facing(refined_maps, people[3])  # where it answers: its word on left and right
-            probability = probability if refined is None else refined
         return dict(finish(maps, people, probability, refined_maps, metres, intrinsics, depth))
 
     return predict

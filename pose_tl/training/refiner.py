@@ -193,11 +193,11 @@ def refiner_accuracy(model, crops, joints, in_frame, boxes, offsets, trunk_offse
     height} and, for a refiner with joint depths, {"validation_depth_accuracy": the share of joints with a known depth
     behind the surface, `offsets` [M, J] (NaN: unknown), that it answers within `DEPTH_TOLERANCE_M` at its peak,
     "validation_trunk_depth_accuracy": the same of its depths behind the trunk, `trunk_offsets` [M, J]}."""
-    from pose_tl.decoding.refining import crop_peaks, heatmap_to_frame, refiner_maps
+    from pose_tl.decoding.refining import crop_joints, refiner_maps
 
     maps = refiner_maps(model.predict(crops, batch_size=256, verbose=0))
-    xy, _, depths, trunk_depths = crop_peaks(maps)
-    found = heatmap_to_frame(xy, boxes[:, None], maps.shape[1:3]).numpy()
+    found, _, depths, trunk_depths = crop_joints(maps, boxes)  # as decoding places them (twins turned to its facing)
+    found = found.numpy()
     error = np.linalg.norm(found - joints, axis=-1) / (boxes[:, 2] - boxes[:, 0])[:, None]
     report = {"validation_accuracy": float(np.mean(error[in_frame] <= ACCURACY_DISTANCE))}
     for name, answered, labels in (("validation_depth_accuracy", depths, offsets),
