@@ -56,8 +56,8 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
     joint refiner (`pose_tl.models.refiner`), which finds each assembled person's joints again in its crop
     (`pose_tl.decoding.refining`) before they are turned and lifted, `refine_passes` times, the crops cut again
     between passes; where the refiner also answers which way each person faces, each pass turns its pairs to that
-    answer (`pose_tl.decoding.refining.crop_peaks`). TFLite and ONNX conversion need compilation off: they convert TensorFlow ops. With `flip_test`,
-    the maps are averaged with those of the mirrored frame (`pose_tl.decoding.flip_test`): the network runs twice,
+    answer (`pose_tl.decoding.refining.crop_peaks`). TFLite and ONNX conversion need compilation off: they convert
+    TensorFlow ops. With `flip_test`, the maps are averaged with those of the mirrored frame (`pose_tl.decoding.flip_test`): the network runs twice,
     and so does the refiner (on mirrored crops).
     """
     input_h, input_w = model.input_shape[1:3]
