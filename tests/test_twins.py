@@ -95,7 +95,7 @@ def test_decoding_turns_twins_taken_apart_to_the_refiners_facing_answer_then_rea
     behind = np.zeros((h, w, NUM_JOINTS), np.float32)
     behind[..., LEFT] = 0.6  # the left hand's map reads 0.6 m behind the surface wherever it is read, the right's 0
 
-    def decode(logit):
+    def decode(logit, facing_classifier=None):
         def refiner(crops):
             count = tf.shape(crops)[0]
             maps = tf.tile(hands[None], [count, 1, 1, 1])
@@ -103,7 +103,7 @@ def test_decoding_turns_twins_taken_apart_to_the_refiners_facing_answer_then_rea
                     REFINER_TRUNK_DEPTHS: tf.zeros_like(maps), REFINER_FACING: tf.fill([count, 1], logit)}
 
         out = decode_people(heatmaps, pafs, frame.depth_mm[None] / 1000.0, frame.intrinsics[None], stride=4,
-                            joint_refiner=refiner, refine_passes=1)
+                            joint_refiner=refiner, refine_passes=1, facing_classifier=facing_classifier)
         assert int(out["num_people"][0]) == 2
         return ([out[key].numpy()[0, :2, joint, axis] for joint in (LEFT, RIGHT)]
                 for key, axis in (("keypoints_2d", 0), ("keypoints_3d", 2)))
@@ -112,6 +112,9 @@ def test_decoding_turns_twins_taken_apart_to_the_refiners_facing_answer_then_rea
     (away_left_x, away_right_x), (away_left_z, away_right_z) = decode(-4.0)  # faces away: as taken apart
     assert np.all(np.abs(left_x - right_x) > 1.0)  # on two hands
     assert np.all(left_x > right_x) and np.all(away_left_x < away_right_x)
+    # A facing classifier saying the opposite is not heard: the refiner turned the pairs on the joints it found.
+    (overruled_left_x, _), _ = decode(-4.0, facing_classifier=lambda crops: tf.ones([tf.shape(crops)[0], 1]))
+    np.testing.assert_allclose(overruled_left_x, away_left_x, atol=1e-4)
     np.testing.assert_allclose([left_x, right_x], [away_right_x, away_left_x], atol=1e-4)
     # Each hand's depth behind the surface is read from its own map where it ends (turned first, then read): the left
     # hand 0.6 m behind the surface on the image's right when the person faces the camera, on its left when away.

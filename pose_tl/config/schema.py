@@ -102,8 +102,9 @@ class PoseHeadConfig:
     # offsets, for the joints the refiner moved (`pose_tl.decoding.refining`).
     refiner_depth: bool = True
     # With `refiner_depth`, the refiner also learns which way the person faces; decoding then keeps each left joint
-    # and its right twin on different limbs and lets that answer say which is which (`pose_tl.decoding.twins`), in
-    # place of the facing classifier's. At the demo's budget it left twins on one limb for most pairs without it.
+    # and its right twin on different limbs and lets that answer say which is which (`pose_tl.decoding.twins`); the
+    # facing classifier's answer is then not used. Without it, at the demo's budget, the refiner left most twins on one
+    # limb (README, pose: twins kept apart).
     refiner_facing: bool = True
     # The refiner's passes in decoding: each after the first cuts the crops again around the joints the last found
     # (`pose_tl.decoding.refining`); each costs one refiner run per person. With `flip_test`, each pass also looks at

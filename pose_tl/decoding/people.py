@@ -14,8 +14,8 @@ from pose_tl.decoding.lifting import JOINT_SURFACE_OFFSETS_M, at_depth, lift_to_
 from pose_tl.decoding.occlusion import (DEFAULT_BONE_LENGTHS, depth_from_neighbours, infer_missing_joints,
                                         occluded_by_depth)
 from pose_tl.decoding.peaks import find_peaks
-from pose_tl.decoding.refining import (REFINE_PASSES, RefinedDepths, present_slots, refine_people, refiner_crops,
-                                      refiner_heatmaps)
+from pose_tl.decoding.refining import (REFINE_PASSES, RefinedDepths, answers_facing, present_slots, refine_people,
+                                      refiner_crops, refiner_heatmaps)
 
 MIN_INFERRED_DEPTH_M = 0.1  # inferred joints nearer than this (or behind the camera) are left out
 
@@ -66,6 +66,8 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=No
             last = refine_pass == refine_passes - 1  # only the last pass's depths are lifted: read the frame once
             people, refined_depths = refine_people(people, maps, stride=stride, depth_m=depth_m if last else None,
                                                    min_joint_score=min_joint_score)
+        if answers_facing(maps):  # it turned the pairs itself (`refining.crop_peaks`): the classifier's not used
+            probability = None
     return complete_people(people, depth_m, intrinsics, stride=stride, facing_probability=probability,
                            joint_depth=joint_depth, refined_depths=refined_depths, min_joint_score=min_joint_score,
                            surface_offset_m=surface_offset_m, bone_lengths=bone_lengths, loop=loop)
@@ -117,7 +119,7 @@ def complete_people(people, depth_m, intrinsics, *, stride, facing_probability=N
     joint, else by `surface_offset_m`."""
     keypoints, keypoint_scores, person_scores, count = people
     max_people = keypoints.shape[1]
-    if facing_probability is not None:  # a turned joint takes its twin's depth as well: the one read where it now is
+    if facing_probability is not None:  # a turned joint takes its twin's refined depth along: the one read where it is
         turn = twin_turns(keypoints, facing_probability, keypoint_scores >= min_joint_score)
         keypoints, keypoint_scores = exchanged(keypoints, turn), exchanged(keypoint_scores, turn)
         if refined_depths is not None:

@@ -25,7 +25,7 @@ from pose_tl.decoding.occlusion import DEFAULT_BONE_LENGTHS
 from pose_tl.decoding.people import (assemble_people, complete_people, facing_crops, present_people, refining_crops,
                                      turnable_people)
 from pose_tl.decoding.refining import (REFINE_PASSES, REFINER_DEPTHS, REFINER_FACING, REFINER_TRUNK_DEPTHS,
-                                      refine_people, refiner_heatmaps)
+                                      answers_facing, refine_people, refiner_heatmaps)
 from pose_tl.export.saved_model import DEFAULT_SIGNATURE, METADATA_FILE
 from pose_tl.models.batch_norm_folding import fold_batch_norms
 from pose_tl.models.pose_model import HEATMAPS, JOINT_DEPTH, PAFS
@@ -56,9 +56,10 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
     joint refiner (`pose_tl.models.refiner`), which finds each assembled person's joints again in its crop
     (`pose_tl.decoding.refining`) before they are turned and lifted, `refine_passes` times, the crops cut again
     between passes; where the refiner also answers which way each person faces, each pass turns its pairs to that
-    answer (`pose_tl.decoding.refining.crop_peaks`). TFLite and ONNX conversion need compilation off: they convert
-    TensorFlow ops. With `flip_test`, the maps are averaged with those of the mirrored frame (`pose_tl.decoding.flip_test`): the network runs twice,
-    and so does the refiner (on mirrored crops).
+    answer (`pose_tl.decoding.refining.crop_peaks`), and the classifier's, if any, is not used. TFLite and ONNX
+    conversion need compilation off: they convert TensorFlow ops. With `flip_test`, the maps are averaged with those
+    of the mirrored frame (`pose_tl.decoding.flip_test`): the network runs twice, and so does the refiner (on
+    mirrored crops).
     """
     input_h, input_w = model.input_shape[1:3]
     facing_model, refiner_model = served_crop_model(model, facing_model), served_crop_model(model, refiner_model)
@@ -130,6 +131,8 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
                     assembled["present"])
                 if refine_pass < refine_passes - 1:
                     people, crops = recut(people, refined_maps, depth)
+            if answers_facing(refined_maps):  # it turned the pairs itself, on the joints it found
+                probability = None
         return dict(finish(maps, people, probability, refined_maps, metres, intrinsics, depth))
 
     return predict

@@ -3,8 +3,9 @@
 At inference a batch normalisation is a fixed per-channel scale and shift, so a convolution followed by one is the
 same convolution with scaled filters and a bias. Served, the joint refiner (`pose_tl.models.refiner`) runs on a
 handful of crops per frame, where its cost is the number of ops more than their arithmetic: folding removes the
-normalisations and the casts of their parameters, and leaves each convolution a bias add. The recipes' 16-filter refiner, bfloat16, on the 2-core AMD EPYC of the README's inference table: a
-call on 1 crop 3.4 -> 2.4 ms, on 4 crops 3.8 -> 3.3 ms (median of 40 interleaved calls).
+normalisations and the casts of their parameters, and leaves each convolution a bias add. The recipes' 16-filter
+refiner, bfloat16, on the 2-core AMD EPYC of the README's inference table: a call on 1 crop 3.4 -> 2.4 ms, on 4
+crops 3.8 -> 3.3 ms (median of 40 interleaved calls).
 """
 
 import keras
