@@ -110,7 +110,7 @@ def _fit_pose(recipe, data, out_dir, resume, export, verbose, log):
 
     from pose_tl import run_pose
     from pose_tl.data.people.skeleton import NUM_JOINTS, PAF_LIMBS
-    from pose_tl.export.pose_saved_model import export_pose_model, make_pose_predictor
+    from pose_tl.export.pose_saved_model import export_pose_model, make_pose_predictor, used_facing_classifier
     from pose_tl.models.factory import build_pose_model
     from pose_tl.training.phases import compile_pose_model
 
@@ -127,6 +127,8 @@ def _fit_pose(recipe, data, out_dir, resume, export, verbose, log):
                                                        log),
         "refiner_model": run_pose.fit_joint_refiner(recipe, out_dir / FINAL_MODEL, out_dir / "logs" / "refiner.json",
                                                     log)}
+    if crop_models["facing_model"] is not None and used_facing_classifier(**crop_models) is None:
+        log("facing classifier: not used (the joint refiner answers which way people face, model.pose.refiner_facing)")
     if data.sizes["validation"]:
         predict = tf.function(make_pose_predictor(model, output_stride=recipe.model.pose.output_stride,
                                                   bone_lengths=bone_lengths, flip_test=recipe.model.pose.flip_test,

@@ -81,7 +81,8 @@ def test_mirrored_trains_on_two_cpu_devices(shapes_root, tmp_path):
 def test_mirrored_pose_run_trains_its_facing_classifier_too(tmp_path):
     """The pose task on two CPU replicas, facing classifier included (it is trained in the run's strategy scope)."""
     recipe = write_recipe(tmp_path / "pose.yaml", tiny_pose_recipe_dict(
-        tmp_path, model__pose__stages=1, train__phases=[{"name": "head", "epochs": 1}], train__distribute="mirrored"))
+        tmp_path, model__pose__stages=1, train__phases=[{"name": "head", "epochs": 1}], train__distribute="mirrored",
+        model__pose__refiner_facing=False))  # the classifier is served only where the refiner does not answer facing
     [(code, output)] = finish(cli_process(TWO_CPU_DEVICES, ["train", recipe, "--out", tmp_path / "run"], tmp_path))
     assert code == 0, output[-3000:]
     assert "distribute: MirroredStrategy, 2 replica(s)" in output and "facing classifier:" in output

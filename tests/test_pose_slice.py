@@ -147,9 +147,11 @@ def test_pose_train_writes_checkpoint_metrics_and_saved_model(pose_run):
                  "eval/metrics.txt", "saved_model/saved_model.pb", "saved_model/pose_tl.json", "bone_lengths.json"):
         assert (run / name).exists(), name
     metadata = json.loads((run / "saved_model/pose_tl.json").read_text())
-    assert metadata["facing_classifier"] is True and metadata["joint_refiner"] is True
+    # The recipe trains both, but the refiner answers which way people face: the classifier is not served.
+    assert metadata["facing_classifier"] is False and metadata["joint_refiner"] is True
     assert metadata["refine_passes"] == 2  # the default
     assert "facing classifier:" in result.output and "joint refiner:" in result.output
+    assert "facing classifier: not used" in result.output
     for report in ("facing", "refiner"):
         trained = json.loads((run / f"logs/{report}.json").read_text())
         assert trained["epochs"] == 1 and trained["train_examples"] > 0, report

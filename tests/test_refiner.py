@@ -449,5 +449,8 @@ def test_a_refiner_trained_with_its_facing_answer_reports_it():
     assert REFINER_FACING in model.output_names and 0.0 <= report["validation_facing_accuracy"] <= 1.0
     crops = tf.zeros((2, *REFINER_CROP_SIZE, 1))
     assert model(crops)[REFINER_FACING].shape == (2, 1)
+    from pose_tl.training.refiner import facing_accuracy
+
+    assert facing_accuracy(model, crops.numpy(), np.array([-1, -1])) is None  # no one labelled: None, not NaN
     plain, _ = train_joint_refiner(frames, frames[:2], epochs=1, seed=5, base_filters=4, log=lambda _: None)
     assert REFINER_FACING not in plain.output_names

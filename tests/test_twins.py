@@ -112,11 +112,28 @@ def test_decoding_turns_twins_taken_apart_to_the_refiners_facing_answer_then_rea
     (away_left_x, away_right_x), (away_left_z, away_right_z) = decode(-4.0)  # faces away: as taken apart
     assert np.all(np.abs(left_x - right_x) > 1.0)  # on two hands
     assert np.all(left_x > right_x) and np.all(away_left_x < away_right_x)
-    # A facing classifier saying the opposite is not heard: the refiner turned the pairs on the joints it found.
-    (overruled_left_x, _), _ = decode(-4.0, facing_classifier=lambda crops: tf.ones([tf.shape(crops)[0], 1]))
+    # A facing classifier is not heard, nor run: the refiner turned the pairs on the joints it found.
+    classifier_calls = []
+
+    def classifier(crops):
+        classifier_calls.append(crops)
+        return tf.ones([tf.shape(crops)[0], 1])  # faces the camera: the opposite of the refiner's answer
+
+    (overruled_left_x, _), _ = decode(-4.0, facing_classifier=classifier)
     np.testing.assert_allclose(overruled_left_x, away_left_x, atol=1e-4)
+    assert classifier_calls == []
     np.testing.assert_allclose([left_x, right_x], [away_right_x, away_left_x], atol=1e-4)
     # Each hand's depth behind the surface is read from its own map where it ends (turned first, then read): the left
     # hand 0.6 m behind the surface on the image's right when the person faces the camera, on its left when away.
     np.testing.assert_allclose(left_z - away_right_z, 0.6, atol=1e-3)
     np.testing.assert_allclose(away_left_z - right_z, 0.6, atol=1e-3)
+
+
+def test_a_facing_classifier_is_served_only_where_the_refiner_does_not_answer_facing():
+    from pose_tl.export.pose_saved_model import used_facing_classifier
+    from pose_tl.models.refiner import build_joint_refiner
+
+    classifier = object()
+    assert used_facing_classifier(classifier, build_joint_refiner(seed=1, base_filters=4, facing=True)) is None
+    assert used_facing_classifier(classifier, build_joint_refiner(seed=1, base_filters=4, facing=False)) is classifier
+    assert used_facing_classifier(classifier, None) is classifier and used_facing_classifier(None, None) is None

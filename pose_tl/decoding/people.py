@@ -50,14 +50,9 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=No
         A dict: num_people [N], keypoints_2d [N, P, J, 2] (input pixels), keypoints_3d [N, P, J, 3] (metres,
         camera frame), keypoint_scores [N, P, J], keypoint_inferred [N, P, J] (bool), person_scores [N, P].
     """
-    people = assemble_people(heatmaps, pafs, peak_threshold=peak_threshold, max_peaks=max_peaks,
-                             max_people=max_people, loop=loop)
-    probability = None
-    if facing_classifier is not None:  # from the people as assembled, as the exported predictor does
-        crops = facing_crops(depth_m, people, stride=stride, min_joint_score=min_joint_score)
-        probability = facing_probabilities(facing_classifier, crops,
-                                           turnable_people(people, min_joint_score=min_joint_score))
-    refined_depths = None
+    assembled = people = assemble_people(heatmaps, pafs, peak_threshold=peak_threshold, max_peaks=max_peaks,
+                                         max_people=max_people, loop=loop)
+    refined_depths, refiner_turned = None, False
     if joint_refiner is not None:
         present = present_people(people)
         for refine_pass in range(refine_passes):
@@ -66,8 +61,13 @@ def decode_people(heatmaps, pafs, depth_m, intrinsics, *, stride, joint_depth=No
             last = refine_pass == refine_passes - 1  # only the last pass's depths are lifted: read the frame once
             people, refined_depths = refine_people(people, maps, stride=stride, depth_m=depth_m if last else None,
                                                    min_joint_score=min_joint_score)
-        if answers_facing(maps):  # it turned the pairs itself (`refining.crop_peaks`): the classifier's not used
-            probability = None
+        refiner_turned = answers_facing(maps)  # it turned the pairs itself (`refining.crop_peaks`)
+    probability = None
+    if facing_classifier is not None and not refiner_turned:  # not run where its answer would be dropped
+        # from the people as assembled, as the exported predictor does
+        crops = facing_crops(depth_m, assembled, stride=stride, min_joint_score=min_joint_score)
+        probability = facing_probabilities(facing_classifier, crops,
+                                           turnable_people(assembled, min_joint_score=min_joint_score))
     return complete_people(people, depth_m, intrinsics, stride=stride, facing_probability=probability,
                            joint_depth=joint_depth, refined_depths=refined_depths, min_joint_score=min_joint_score,
                            surface_offset_m=surface_offset_m, bone_lengths=bone_lengths, loop=loop)

@@ -62,6 +62,7 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
     mirrored crops).
     """
     input_h, input_w = model.input_shape[1:3]
+    facing_model = used_facing_classifier(facing_model, refiner_model)
     facing_model, refiner_model = served_crop_model(model, facing_model), served_crop_model(model, refiner_model)
 
     def prepare(depth):
@@ -181,7 +182,8 @@ def export_with_intrinsics(models, destination, predict, metadata):
 def export_pose_model(model, destination, *, output_stride, bone_lengths=DEFAULT_BONE_LENGTHS, xla_decoding=True,
                       flip_test=False, facing_model=None, refiner_model=None, refine_passes=REFINE_PASSES):
     """Write the pose SavedModel (decoding, the flip test, the facing classifier and the joint refiner where asked,
-    inside) atomically."""
+    inside) atomically. A facing classifier whose answer would not be used is left out (`used_facing_classifier`)."""
+    facing_model = used_facing_classifier(facing_model, refiner_model)
     facing_model, refiner_model = served_crop_model(model, facing_model), served_crop_model(model, refiner_model)
     predict = make_pose_predictor(model, output_stride=output_stride, bone_lengths=bone_lengths,
                                   compiled_decoding=xla_decoding, flip_test=flip_test, facing_model=facing_model,
@@ -190,6 +192,13 @@ def export_pose_model(model, destination, *, output_stride, bone_lengths=DEFAULT
                                 refine_passes),
                 "xla_decoding": bool(xla_decoding)}
     return export_with_intrinsics(tracked_models(model, facing_model, refiner_model), destination, predict, metadata)
+
+
+def used_facing_classifier(facing_model, refiner_model):
+    """The facing classifier, or None where the joint refiner answers which way people face: the refiner then turns
+    the pairs itself, on the joints it found, and the classifier's answer would be computed only to be dropped."""
+    refiner_answers = refiner_model is not None and REFINER_FACING in refiner_model.output_names
+    return None if refiner_answers else facing_model
 
 
 def served_crop_model(model, crop_model):

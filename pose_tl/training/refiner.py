@@ -183,7 +183,8 @@ def train_joint_refiner(train_frames, validation_frames, *, epochs, seed, base_f
            + (f", joint depths within {DEPTH_TOLERANCE_M * 100:.0f} cm {report['validation_depth_accuracy']:.3f}"
               f" (behind the trunk {report.get('validation_trunk_depth_accuracy', float('nan')):.3f})"
               if "validation_depth_accuracy" in report else "")
-           + (f", facing {report['validation_facing_accuracy']:.3f}" if "validation_facing_accuracy" in report else "")
+           + (f", facing {report['validation_facing_accuracy']:.3f}"
+              if report.get("validation_facing_accuracy") is not None else "")
            if validation is not None else "n/a (no validation people)"))
     return model, report
 
@@ -210,11 +211,11 @@ def refiner_accuracy(model, crops, joints, in_frame, boxes, offsets, trunk_offse
 
 def facing_accuracy(model, crops, labels):
     """The share of the people with a facing label (`labels` [M]: 1, 0; -1 none) whose facing the refiner answers
-    right; NaN where none has one."""
+    right; None where none has one (JSON has no NaN)."""
     from pose_tl.decoding.refining import REFINER_FACING
 
     known = labels >= 0
     if not known.any():
-        return float("nan")
+        return None
     logits = model.predict(crops[known], batch_size=256, verbose=0)[REFINER_FACING][:, 0]
     return float(np.mean((logits > 0) == (labels[known] > 0.5)))
