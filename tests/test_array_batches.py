@@ -71,6 +71,14 @@ def test_fit_knows_an_epochs_steps(recwarn):
     assert not [w for w in recwarn if "ran out of data" in str(w.message)]
 
 
+def test_batches_start_no_autotuning_thread():
+    """Deleting an iterator waits for tf.data's tuning thread (`pose_tl.data.prefetching`); the refiner deletes one
+    an epoch."""
+    inputs = np.zeros((6, 1), np.float32)
+    batches = shuffled_batches(array_gather(inputs, inputs), 6, 4, np.random.default_rng(0))
+    assert batches.options().autotune.enabled is False
+
+
 def test_each_pass_gathers_what_the_arrays_hold_then():
     inputs, targets = np.zeros((6, 1), np.float32), np.zeros((6, 1), np.float32)
     batches = shuffled_batches(array_gather(inputs, targets), 6, 4, np.random.default_rng(0))

@@ -366,6 +366,7 @@ def _arrays(dataset):
 def test_validation_pipeline_yields_resized_frames_in_file_order(class_files):
     config = DataConfig(source="shapes", batch_size=4)
     dataset = make_classification_dataset(class_files, config, input_size=(32, 32), training=False, seed=0)
+    assert dataset.options().autotune.enabled is False  # no tuning thread to wait for at teardown (`prefetching`)
     frames, labels = _arrays(dataset)
     assert [f.shape for f in frames] == [(4, 32, 32, 1), (3, 32, 32, 1)]
     assert all(f.dtype == np.float32 for f in frames)

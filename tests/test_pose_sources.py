@@ -103,6 +103,7 @@ def test_pose_trains_and_evaluates_on_coco_files(coco_folders, tmp_path):
     loaded = load_recipe(recipe)
     data = pose_splits(loaded.data, loaded.model.pose, seed=1, input_size=(32, 64), for_training=False)
     assert data.sizes == {"train": 6, "validation": 3}
+    assert all(dataset.options().autotune.enabled is False for dataset in data.datasets.values())  # `prefetching`
     weights = [w for _, _, w in data.datasets["train"].unbatch().as_numpy_iterator()]
     masks = np.stack([w["heatmaps"] for w in weights])
     assert masks.shape == (6, 4, 8) and masks[0].min() == 0.0  # the unlabelled person's box is masked

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from pose_tl.data.augment import augment_depth, resize_depth
 from pose_tl.data.depth_io import read_depth_npy
+from pose_tl.data.prefetching import prefetched
 from pose_tl.models.classifier import PROBABILITIES
 
 
@@ -59,7 +60,7 @@ def batch_classification_frames(frames, data_config, *, input_size, training, se
 
     dataset = tf.data.Dataset.zip((frames, element_seeds))
     dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return dataset.batch(data_config.batch_size).prefetch(tf.data.AUTOTUNE)
+    return prefetched(dataset.batch(data_config.batch_size))
 
 
 def make_classification_dataset(files, data_config, *, input_size, training, seed):

@@ -12,6 +12,7 @@ from pose_tl.data.augment import add_depth_noise_and_shift, random_holes
 from pose_tl.data.people.augment_people import crop_and_resize_people_frame, random_people_augment
 from pose_tl.data.people.targets import joint_depth_targets, joint_heatmaps, known_label_mask, part_affinity_fields
 from pose_tl.data.people_sources import open_people_split, people_examples, split_frame_count
+from pose_tl.data.prefetching import prefetched
 from pose_tl.models.pose_model import HEATMAPS, JOINT_DEPTH, stage_output_names
 
 
@@ -83,7 +84,7 @@ def people_splits(data_config, *, seed, input_size, splits, for_training, frame_
             dataset = dataset.shuffle(min(count, data_config.shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
         dataset = tf.data.Dataset.zip((dataset, tf.data.Dataset.random(seed=seed).batch(2)))
         dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        datasets[split] = dataset.batch(data_config.batch_size).prefetch(tf.data.AUTOTUNE)
+        datasets[split] = prefetched(dataset.batch(data_config.batch_size))
     return PoseSplits(datasets, sizes)
 
 

@@ -16,6 +16,8 @@ machine ran out of memory).
 import numpy as np
 import tensorflow as tf
 
+from pose_tl.data.prefetching import prefetched
+
 PREFETCH_BATCHES = 2
 
 
@@ -40,7 +42,7 @@ def shuffled_batches(gather, count, batch_size, rng):
     dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
     # Its length told, so `fit` knows an epoch's steps (unknown, it warns that the input ran out of data).
     length = tf.data.experimental.assert_cardinality(-(-count // batch_size))
-    return dataset.apply(length).prefetch(PREFETCH_BATCHES)
+    return prefetched(dataset.apply(length), PREFETCH_BATCHES)
 
 
 def array_gather(inputs, targets):

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pose_tl.data.prefetching import prefetched
 from pose_tl.models.classifier import PROBABILITIES
 
 INDEX_SUFFIX = ".index"
@@ -83,11 +84,11 @@ class FrozenFeatureCache:
         """
         train = self._cached(self.frames["train"], f"phase{phase_index}_train")
         train = train.shuffle(self.shuffle_buffer, seed=self.seed, reshuffle_each_iteration=True)
-        train = train.batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
+        train = prefetched(train.batch(self.batch_size))
         validation = None
         if self.frames.get("validation") is not None:
             validation = self._cached(self.frames["validation"], f"phase{phase_index}_validation")
-            validation = validation.batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
+            validation = prefetched(validation.batch(self.batch_size))
         return self.head_model, train, validation
 
     def _cached(self, batches, key):
