@@ -146,14 +146,16 @@ def main():
           f"joint refiner {args.refine_epochs} epochs"
           f"{', ' + ' '.join(args.set) if args.set else ''}")
     print(f"{'weights':<30}{'PCK@0.2':>10}{'mAP@10cm':>10}{'MPJPE mm':>10}{'OKS AP':>10}{'L/R swap':>10}"
-          f"{'minutes':>10}")
+          f"{'turned':>10}{'collapsed':>10}{'minutes':>10}")
     for weights, m in rows.items():
         mpjpe = f"{m['mpjpe_mm']:.0f}" if m["mpjpe_mm"] is not None else "-"
         minutes = f"{m['minutes']:.1f}" if m["minutes"] is not None else ""
         print(f"{weights:<30}{m['pck@0.2']:>10.3f}{m['map@10cm']:>10.3f}{mpjpe:>10}{m['oks_ap']:>10.3f}"
-              f"{m['swapped@0.2']:>10.3f}{minutes:>10}")
+              f"{m['swapped@0.2']:>10.3f}{m['twin_pairs']['turned@0.2']:>10.3f}"
+              f"{m['twin_pairs']['collapsed@0.2']:>10.3f}{minutes:>10}")
     print("(+flip: the same model exported with model.pose.flip_test: true; -refiner: decoded without its joint "
-          "refiner; -refiner depths: with its joints, not its joint depths; minutes include every evaluation)")
+          "refiner; -refiner depths: with its joints, not its joint depths; turned / collapsed: shares of the "
+          "left/right pairs whose joints sit on each other's labels / both on one; minutes include every evaluation)")
     for weights, m in rows.items():
         if m["facing"] and m["minutes"] is not None:
             print(f"{weights}: facing classifier {m['facing'].get('validation_accuracy', float('nan')):.3f} right on "

@@ -68,3 +68,22 @@ def test_a_joint_whose_mirror_is_unlabelled_is_neither_a_swap_nor_counted():
     assert report["per_joint"]["right_hip"]["swapped@0.2"] == 0.0
     assert report["per_joint"]["right_knee"]["swapped@0.2"] == 1.0
     assert report["swapped@0.2"] == pytest.approx(1 / (len(SIDED) - 2))  # both hips out of the count
+
+
+def test_twin_pairs_tell_a_person_turned_round_from_twins_collapsed_on_one_limb():
+    frame = one_person_frame()
+    frame.joints_2d[0, JOINT["left_foot"], 0] = frame.joints_2d[0, JOINT["right_foot"], 0] + 4.0  # feet together
+    right = evaluate_pose([prediction_of(frame.joints_2d, frame.joints_3d)], [frame])["twin_pairs"]
+    # Pairs whose labels lie more than twice the PCK distance apart (0.2 x the torso of 16 px: 6.4 px) count: not the
+    # feet, 4 px apart (a joint there could be near both labels).
+    assert right == {"apart": 5, "turned@0.2": 0.0, "collapsed@0.2": 0.0}
+    turned = evaluate_pose([prediction_of(frame.joints_2d[:, list(FLIP_INDEX)], frame.joints_3d)], [frame])
+    assert turned["twin_pairs"] == {"apart": 5, "turned@0.2": 1.0, "collapsed@0.2": 0.0}
+    collapsed = frame.joints_2d.copy()
+    collapsed[0, JOINT["left_hand"]] = frame.joints_2d[0, JOINT["right_hand"]]  # both hands on the right one
+    collapsed[0, JOINT["right_knee"]] = frame.joints_2d[0, JOINT["left_knee"]]  # both knees on the left one
+    report = evaluate_pose([prediction_of(collapsed, frame.joints_3d)], [frame])
+    assert report["twin_pairs"] == {"apart": 5, "turned@0.2": 0.0, "collapsed@0.2": pytest.approx(2 / 5)}
+    assert report["per_joint"]["left_hand"]["swapped@0.2"] == 1.0  # what swapped@0.2 alone cannot tell apart
+    assert "of 5 left/right pairs, turned 0.0000 (front taken for back), collapsed 0.4000" in format_pose_report(
+        report)

@@ -169,6 +169,7 @@ def test_pose_train_writes_checkpoint_metrics_and_saved_model(pose_run):
     assert "val_heatmaps_loss" in header and "val_pafs_stage1_loss" in header
     metrics = json.loads((run / "eval/metrics.json").read_text())
     assert metrics["frames"] == 4 and set(metrics["per_joint"]) == set(JOINT)
+    assert set(metrics["twin_pairs"]) == {"apart", "turned@0.2", "collapsed@0.2"}
     assert "PCK@0.2" in result.output and "SavedModel:" in result.output
     inspected = invoke("inspect", recipe)
     assert inspected.exit_code == 0 and "pose head (2 stages)" in inspected.output

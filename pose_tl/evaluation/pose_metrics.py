@@ -8,6 +8,10 @@ in PCK and mAP; MPJPE averages over matched joints only.
 too) that miss their own label but hit the mirror joint's (within the PCK distance), i.e. a person seen from the
 front taken as seen from the back.
 Depth silhouettes carry few front/back cues, so this is where a depth pose model's errors tend to gather.
+It counts two different errors alike, which `twin_pairs` tells apart over the left/right pairs of matched people
+(both joints labelled and found, their labels more than twice the PCK distance apart): `turned`, both joints on each
+other's labels (the person taken as seen from the back), and `collapsed`, both on one label (the two twins put on one
+limb, the other limb left without a joint); shares of those pairs.
 """
 
 import contextlib
@@ -21,6 +25,7 @@ PCK_FRACTION = 0.2  # of the torso size (neck to hip centre, 2D)
 DISTANCE_3D_M = 0.10  # ITOP's 10 cm
 MIRROR = np.array(FLIP_INDEX)
 SIDED = MIRROR != np.arange(len(JOINT_NAMES))  # joints with a left / right counterpart
+TWIN_PAIRS = [(j, int(MIRROR[j])) for j in range(len(JOINT_NAMES)) if MIRROR[j] > j]  # each left/right pair once
 # OKS falloff per joint, from COCO's (head ~ eyes/ears, neck and torso ~ shoulders and hips).
 OKS_SIGMAS = np.array([0.079, 0.079, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.107, 0.087, 0.087,
                        0.089, 0.089])
@@ -64,6 +69,7 @@ def evaluate_pose(predictions, frames):
     joints = len(JOINT_NAMES)
     pck_hits, map_hits, totals, totals_3d = np.zeros(joints), np.zeros(joints), np.zeros(joints), np.zeros(joints)
     swaps, swap_totals = np.zeros(joints), np.zeros(joints)  # over labelled sided joints whose mirror is labelled
+    pair_counts = np.zeros(3)  # twin pairs apart, turned, collapsed (`twin_pair_outcomes`)
     errors = [[] for _ in range(joints)]
     images, annotations, results = [], [], []
     for image_id, (pred, frame) in enumerate(zip(predictions, frames), start=1):
@@ -86,6 +92,7 @@ def evaluate_pose(predictions, frames):
             swaps += (ok & SIDED & labelled[g][MIRROR] & (error_2d > PCK_FRACTION * torso)
                       & (mirror_error <= PCK_FRACTION * torso))
             map_hits += ok & has_3d[g] & (error_3d <= DISTANCE_3D_M)
+            pair_counts += twin_pair_outcomes(pred["keypoints_2d"][p], ok, frame.joints_2d[g], PCK_FRACTION * torso)
             for j in np.flatnonzero(ok & has_3d[g]):
                 errors[j].append(error_3d[j])
         images.append({"id": image_id, "width": int(frame.depth_mm.shape[1]), "height": int(frame.depth_mm.shape[0])})
@@ -112,7 +119,25 @@ def evaluate_pose(predictions, frames):
             if totals_3d.any() else None,
             "mpjpe_mm": float(all_errors.mean() * 1000) if all_errors.size else None,
             "swapped@0.2": _share(swaps.sum(), swap_totals.sum()),
+            "twin_pairs": {"apart": int(pair_counts[0]), "turned@0.2": _share(pair_counts[1], pair_counts[0]),
+                           "collapsed@0.2": _share(pair_counts[2], pair_counts[0])},
             **oks_average_precision(images, annotations, results), "per_joint": per_joint}
+
+
+def twin_pair_outcomes(predicted, found, labels, distance):
+    """[apart, turned, collapsed] counts over one matched person's left/right pairs: `predicted` [J, 2] joints,
+    `found` [J] those labelled and predicted, `labels` [J, 2], `distance` the PCK distance. A pair counts where both
+    are found and its labels lie more than twice `distance` apart (no joint then lies near both labels)."""
+    counts = np.zeros(3)
+    for a, b in TWIN_PAIRS:
+        if not (found[a] and found[b]) or np.linalg.norm(labels[a] - labels[b]) <= 2 * distance:
+            continue
+        on = {(joint, label): bool(np.linalg.norm(predicted[joint] - labels[label]) <= distance)
+              for joint in (a, b) for label in (a, b)}
+        counts[0] += 1
+        counts[1] += on[a, b] and on[b, a]
+        counts[2] += (on[a, a] and on[b, a]) or (on[a, b] and on[b, b])
+    return counts
 
 
 def _share(hits, total):
@@ -151,7 +176,10 @@ def format_pose_report(report):
              f"{number(report['mpjpe_mm'], '.1f')} mm   OKS AP: {report['oks_ap']:.4f} (AP50 {report['oks_ap50']:.4f}, "
              f"AP75 {report['oks_ap75']:.4f})",
              f"left/right swapped@0.2: {report['swapped@0.2']:.4f} of the left and right joints (hit the mirror "
-             "joint instead: front taken for back)", "",
+             "joint instead)" + ("" if "twin_pairs" not in report else
+                                 f"; of {report['twin_pairs']['apart']} left/right pairs, turned "
+                                 f"{report['twin_pairs']['turned@0.2']:.4f} (front taken for back), collapsed "
+                                 f"{report['twin_pairs']['collapsed@0.2']:.4f} (both on one limb)"), "",
              f"{'joint':<16}{'PCK@0.2':>10}{'mAP@10cm':>10}{'MPJPE mm':>10}{'swapped':>10}{'labelled':>10}"]
     for name, row in report["per_joint"].items():
         lines.append(f"{name:<16}{row['pck@0.2']:>10.4f}{number(row['map@10cm']):>10}"
