@@ -12,7 +12,7 @@ from pose_tl.decoding.flip_test import mirrored_limbs
 from pose_tl.decoding.grouping import greedy_matches, group_people
 from pose_tl.decoding.lifting import depth_at_keypoints, lift_to_camera_space
 from pose_tl.decoding.occlusion import DEFAULT_BONE_LENGTHS, bone_length_statistics, infer_missing_joints
-from pose_tl.decoding.peaks import find_peaks
+from pose_tl.decoding.peaks import find_peaks, largest
 from pose_tl.decoding.people import decode_people
 
 STRIDE = 4
@@ -29,6 +29,18 @@ def test_peaks_are_local_maxima_with_subpixel_refinement():
     assert np.allclose(found[0], (3.3, 4.6), atol=0.2) and np.allclose(found[1], (9.0, 9.0), atol=0.2)
     assert np.all(scores.numpy()[0, 1] == 0)  # an empty map has no peak
 
+
+
+@pytest.mark.parametrize("k", [1, 2, 8])
+def test_largest_is_top_k_ties_included(k):
+    rng = np.random.default_rng(k)
+    values = rng.integers(0, 4, (3, 5, 20)).astype(np.float32)  # many ties, and zeros as where there is no peak
+    values[0, 0] = 0.0  # a map without a peak: every candidate ties
+    expected = tf.math.top_k(values, k=k)
+    for compute in (lambda v: largest(v, k), tf.function(lambda v: largest(v, k), jit_compile=True)):
+        best, where = compute(tf.constant(values))
+        np.testing.assert_array_equal(where.numpy(), expected.indices.numpy())
+        np.testing.assert_array_equal(best.numpy(), expected.values.numpy())
 
 
 @pytest.mark.parametrize("centre", [(3.3, 4.6), (5.45, 6.05), (7.0, 2.5)])
