@@ -53,7 +53,7 @@ def largest(values, k):
     first, ties to the lower index: `tf.math.top_k`'s answer, found by `k` argmax passes. Why: under XLA on CPU,
     decoding's use of `top_k`'s output (one candidate at a time) cost far more than the selection itself: the
     refiner's two candidates per joint for 80 crops 53 ms against 8 ms this way, the bottom-up peaks (8 per joint,
-    batch 8) 9 ms against 3 ms (2-core AMD EPYC, the candidates sliced out one by one)."""
+    batch 8) 9 ms against 3 ms (2-core AMD EPYC beside a test run, the candidates sliced out one by one)."""
     best, where = [], []
     for _ in range(k):
         index = tf.argmax(values, axis=-1, output_type=tf.int32)
