@@ -2,6 +2,9 @@
 
 Random weights (latency does not depend on them). Rows, at batch 1 and 8:
   backbone         the VGG16 conv stack alone (tf.function), on frames already preprocessed at the input size
+  backbone, stored weights  the same with its weights stored in the precision it computes in, as the exports serve
+                   it (`pose_tl.export.stored_precision`; under a mixed policy only): what of an export's ratio is
+                   the cast of the weights saved, not work left out
   saved_model      the classifier SavedModel's serving_default: uint16 mm frames of the sensor's size in; resize,
                    depth preprocessing, backbone, head, argmax and class names out (the issue's target: <= 1.15x)
   tflite / onnx    the same classifier from `pose-tl export --format tflite|onnx` (float32; class names in JSON)
@@ -166,6 +169,7 @@ def rows(args, policy, folder):
     from pose_tl.export.formats import export_model_file
     from pose_tl.export.pose_saved_model import export_pose_model
     from pose_tl.export.saved_model import export_classifier
+    from pose_tl.export.stored_precision import weights_in_compute_dtype
 
     rng = np.random.default_rng(0)
 
@@ -187,6 +191,9 @@ def rows(args, policy, folder):
     model = build_classifier(args.input_size, policy)
     export_classifier(model, folder / "saved_model")
     table = [("backbone", policy, backbone_runner(model), preprocessed)]
+    stored = weights_in_compute_dtype(model)
+    if stored is not model:
+        table.append(("backbone, stored weights", policy, backbone_runner(stored), preprocessed))
     if policy != "float32":
         table.append(("backbone", "float32", backbone_runner(build_classifier(args.input_size, "float32")),
                       preprocessed))

@@ -78,7 +78,10 @@ def test_a_served_refiner_is_folded_once_in_the_pose_networks_precision():
         network = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3)])
     refiner = with_random_statistics(build_joint_refiner(seed=2, base_filters=8))
     served = served_crop_model(network, refiner)
-    assert compute_policy(served) == "mixed_bfloat16"
+    # computing in the network's bfloat16, its weights stored so (`pose_tl.export.stored_precision`)
+    assert compute_policy(served) == "bfloat16"
+    assert {str(weight.dtype) for layer in served.layers if isinstance(layer, keras.layers.Conv2D)
+            for weight in layer.weights} == {"bfloat16"}
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in served.layers)
     assert served_crop_model(network, served) is served  # an export tracks the variables of the model it decodes with
     assert served_crop_model(network, None) is None

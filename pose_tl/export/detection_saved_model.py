@@ -12,6 +12,7 @@ import dataclasses
 from pose_tl.detection.inference import make_detector
 from pose_tl.export.pose_saved_model import INTRINSICS_SIGNATURE, export_with_intrinsics
 from pose_tl.export.saved_model import DEFAULT_SIGNATURE
+from pose_tl.export.stored_precision import weights_in_compute_dtype
 
 OUTPUTS = ["detection_boxes", "detection_scores", "detection_classes", "detection_class_names", "num_detections"]
 
@@ -28,6 +29,7 @@ def detection_metadata(model, detection_config, class_names, input_size):
 
 def export_detector(model, destination, *, detection_config, class_names, input_size):
     """Write the detection SavedModel (proposals and post-processing inside) atomically."""
+    model = weights_in_compute_dtype(model)
     predict = make_detector(model, detection_config=detection_config, class_names=class_names,
                             input_size=input_size)
     return export_with_intrinsics([model], destination, predict,

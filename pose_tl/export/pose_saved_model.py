@@ -27,6 +27,7 @@ from pose_tl.decoding.people import (assemble_people, complete_people, facing_cr
 from pose_tl.decoding.refining import (REFINE_PASSES, REFINER_DEPTHS, REFINER_FACING, REFINER_TRUNK_DEPTHS,
                                       answers_facing, refine_people, refiner_heatmaps)
 from pose_tl.export.saved_model import DEFAULT_SIGNATURE, METADATA_FILE
+from pose_tl.export.stored_precision import compute_dtype, mixed_policy, weights_in_compute_dtype
 from pose_tl.models.batch_norm_folding import fold_batch_norms
 from pose_tl.models.pose_model import HEATMAPS, JOINT_DEPTH, PAFS
 from pose_tl.training.precision import compute_policy, copy_with_policy
@@ -64,6 +65,7 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
     input_h, input_w = model.input_shape[1:3]
     facing_model = used_facing_classifier(facing_model, refiner_model)
     facing_model, refiner_model = served_crop_model(model, facing_model), served_crop_model(model, refiner_model)
+    model = weights_in_compute_dtype(model)
 
     def prepare(depth):
         return resize_depth(tf.expand_dims(depth_to_metres(depth), -1), (input_h, input_w))  # TFLite: no [..., None]
@@ -185,6 +187,7 @@ def export_pose_model(model, destination, *, output_stride, bone_lengths=DEFAULT
     inside) atomically. A facing classifier whose answer would not be used is left out (`used_facing_classifier`)."""
     facing_model = used_facing_classifier(facing_model, refiner_model)
     facing_model, refiner_model = served_crop_model(model, facing_model), served_crop_model(model, refiner_model)
+    model = weights_in_compute_dtype(model)  # the one `predict` runs: its variables are the export's
     predict = make_pose_predictor(model, output_stride=output_stride, bone_lengths=bone_lengths,
                                   compiled_decoding=xla_decoding, flip_test=flip_test, facing_model=facing_model,
                                   refiner_model=refiner_model, refine_passes=refine_passes)
@@ -203,18 +206,20 @@ def used_facing_classifier(facing_model, refiner_model):
 
 def served_crop_model(model, crop_model):
     """A crop model (facing classifier, joint refiner) as it serves beside the pose network `model`: in its
-    precision, batch normalisation folded into the convolutions (`fold_batch_norms`); None stays None. A model
-    already served so comes back as it is (its variables are the ones an export tracks)."""
-    return None if crop_model is None else fold_batch_norms(computing_like(model, crop_model))
+    precision, batch normalisation folded into the convolutions (`fold_batch_norms`), its weights stored in the
+    precision it computes in (`weights_in_compute_dtype`); None stays None. A model already served so comes back as
+    it is (its variables are the ones an export tracks)."""
+    return None if crop_model is None else weights_in_compute_dtype(fold_batch_norms(computing_like(model,
+                                                                                                  crop_model)))
 
 
 def computing_like(model, crop_model):
     """A crop model (facing classifier, joint refiner) computing in the pose network's precision (the facing
     classifier under mixed_bfloat16 takes ~0.6x the time of float32 on this CPU, and its answers move by < 0.01);
     None stays None."""
-    if crop_model is None or compute_policy(crop_model) == compute_policy(model):
+    if crop_model is None or compute_dtype(crop_model) == compute_dtype(model):
         return crop_model
-    return copy_with_policy(crop_model, compute_policy(model))
+    return copy_with_policy(crop_model, mixed_policy(compute_policy(model)))
 
 
 def tracked_models(model, *crop_models):

@@ -15,6 +15,7 @@ import tensorflow as tf
 from pose_tl.atomic import atomic_path
 from pose_tl.backbones.depth_preprocessing import depth_to_metres
 from pose_tl.data.augment import resize_depth
+from pose_tl.export.stored_precision import weights_in_compute_dtype
 from pose_tl.models.classifier import PROBABILITIES, class_names_of
 
 METADATA_FILE = "pose_tl.json"
@@ -34,6 +35,7 @@ def classifier_metadata(model):
 
 def export_classifier(model, destination):
     """Write the SavedModel to `destination` atomically (a killed export leaves the previous one or nothing)."""
+    model = weights_in_compute_dtype(model)
     class_names = tf.constant(class_names_of(model))
     input_size = tuple(model.input_shape[1:3])
 

@@ -24,7 +24,7 @@ def fold_batch_norms(model):
     def clone(layer):
         config = layer.get_config()
         if id(layer) in folded_norms:
-            return FoldedBatchNormalization(name=layer.name, dtype=layer.dtype_policy)
+            return FoldedBatchNormalization(name=layer.name, dtype=layer.dtype_policy.name)
         if layer in pairs:
             config = {**config, "use_bias": True}
         return layer.__class__.from_config(config)

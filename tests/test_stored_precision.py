@@ -1,0 +1,87 @@
+"""Served networks store their convolution and dense weights in the dtype they compute in
+(`pose_tl.export.stored_precision`): no cast per call, the same answers."""
+
+import dataclasses
+import json
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pose_tl.export.stored_precision import compute_dtype, mixed_policy, weights_in_compute_dtype
+from pose_tl.models.batch_norm_folding import fold_batch_norms
+from pose_tl.training.precision import dtype_policy
+
+
+def small_network(policy):
+    """Conv -> BN -> ReLU -> Dense -> a float32 output, built under `policy` (as training builds it)."""
+    layers = keras.layers
+    with dtype_policy(policy):
+        inputs = keras.Input((12, 10, 1))
+        x = layers.ReLU()(layers.BatchNormalization()(layers.Conv2D(8, 3, padding="same")(inputs)))
+        x = layers.Dense(6, activation="relu")(layers.GlobalAveragePooling2D()(x))
+        outputs = layers.Dense(3, dtype="float32", name="scores")(x)
+        model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(0)
+    norm = next(layer for layer in model.layers if isinstance(layer, layers.BatchNormalization))
+    norm.moving_mean.assign(rng.normal(0.0, 0.5, 8))
+    norm.moving_variance.assign(rng.uniform(0.2, 3.0, 8))
+    return model
+
+
+def weight_dtypes(model):
+    return {layer.name: {str(weight.dtype) for weight in layer.weights} for layer in model.layers if layer.weights}
+
+
+def test_mixed_weights_are_stored_in_the_compute_dtype_with_the_same_answers():
+    model = small_network("mixed_bfloat16")
+    served = weights_in_compute_dtype(model)
+    dtypes = weight_dtypes(served)
+    conv, norm, hidden = (next(name for name in dtypes if name.startswith(prefix))
+                          for prefix in ("conv2d", "batch_normalization", "dense"))
+    assert dtypes[conv] == {"bfloat16"} and dtypes[hidden] == {"bfloat16"}
+    assert dtypes[norm] == {"float32"}  # its statistics stay float32
+    assert dtypes["scores"] == {"float32"}  # a float32 layer is left as it is
+    assert weight_dtypes(model)[conv] == {"float32"}  # the trained model is untouched
+    x = tf.constant(np.random.default_rng(1).uniform(-2.0, 2.0, (4, 12, 10, 1)).astype(np.float32))
+    expected = model(x, training=False).numpy()
+    assert np.ptp(expected) > 0.1
+    np.testing.assert_array_equal(served(x, training=False).numpy(), expected)  # the values the cast would give
+    assert compute_dtype(served) == compute_dtype(model) == "bfloat16"
+
+
+def test_a_float32_or_already_stored_network_comes_back_as_it_is():
+    model = small_network("float32")
+    assert weights_in_compute_dtype(model) is model
+    served = weights_in_compute_dtype(small_network("mixed_bfloat16"))
+    assert weights_in_compute_dtype(served) is served
+    assert mixed_policy("bfloat16") == "mixed_bfloat16" and mixed_policy("float32") == "float32"
+
+
+def test_a_folded_crop_model_is_stored_too():
+    """The crop models serve folded (`fold_batch_norms`), then stored: the folded layers serialise."""
+    model = small_network("mixed_bfloat16")
+    served = weights_in_compute_dtype(fold_batch_norms(model))
+    assert {"bfloat16"} in weight_dtypes(served).values()
+    x = tf.constant(np.random.default_rng(2).uniform(-2.0, 2.0, (3, 12, 10, 1)).astype(np.float32))
+    np.testing.assert_allclose(served(x).numpy(), model(x, training=False).numpy(), atol=0.05)
+
+
+def test_the_exported_classifier_holds_bfloat16_weights_and_answers_as_keras(tmp_path):
+    from pose_tl.config.schema import ModelConfig
+    from pose_tl.export.saved_model import export_classifier
+    from pose_tl.models.classifier import PROBABILITIES
+    from pose_tl.models.factory import build_model
+
+    config = ModelConfig(input_size=(32, 32))
+    with dtype_policy("mixed_bfloat16"):
+        model = build_model(dataclasses.replace(config, backbone=dataclasses.replace(config.backbone, weights="none")),
+                            ["a", "b", "c"])
+    export_classifier(model, tmp_path / "sm")
+    loaded = tf.saved_model.load(str(tmp_path / "sm"))
+    assert {variable.dtype for variable in loaded.variables} >= {tf.bfloat16, tf.float32}
+    depth_mm = np.random.default_rng(3).integers(500, 4000, (2, 32, 32)).astype(np.uint16)
+    served = loaded.signatures["serving_default"](depth=tf.constant(depth_mm))["probabilities"].numpy()
+    expected = model(tf.constant(depth_mm.astype(np.float32)[..., None] / 1000.0), training=False)[PROBABILITIES]
+    np.testing.assert_array_equal(served, np.asarray(expected))
+    assert json.loads((tmp_path / "sm" / "pose_tl.json").read_text())["task"] == "classification"
