@@ -377,3 +377,27 @@ def test_joints_inferred_at_or_behind_the_camera_are_left_out():
         inferred_depths.append(out["keypoints_3d"].numpy()[..., 2][out["keypoint_inferred"].numpy()])
     inferred_depths = np.concatenate(inferred_depths)
     assert len(inferred_depths) > 500 and inferred_depths.min() >= MIN_INFERRED_DEPTH_M
+
+
+def test_the_depth_read_is_the_lower_median_of_the_foreground_readings():
+    """Windows with holes, ties and background farther than the foreground band: the reading is the lower median
+    of the foreground readings (as a sort would find it), 0 where the window reads nothing."""
+    from pose_tl.decoding.lifting import FOREGROUND_BAND_M, ranks
+
+    rng = np.random.default_rng(0)
+    depth = rng.choice([0.0, 1.5, 1.6, 1.6, 1.7, 2.0, 2.05, 3.5], size=(3, 40, 50)).astype(np.float32)
+    depth[2, :12, :12] = 0.0  # a window of holes only
+    keypoints = rng.uniform([2, 2], [48, 38], size=(3, 20, 2)).astype(np.float32)
+    keypoints[2, 0] = (5.5, 5.5)
+    z = depth_at_keypoints(tf.constant(depth), tf.constant(keypoints)).numpy()
+    for frame in range(3):
+        for (x, y), read in zip(keypoints[frame].astype(int), z[frame]):
+            window = depth[frame, max(y - 2, 0):y + 3, max(x - 2, 0):x + 3].ravel()
+            valid = window[window > 0]
+            if not valid.size:
+                assert read == 0.0
+                continue
+            foreground = np.sort(valid[valid <= valid.min() + FOREGROUND_BAND_M])
+            assert read == foreground[(foreground.size - 1) // 2]
+    assert z[2, 0] == 0.0 and (z > 0).sum() > 30
+    np.testing.assert_array_equal(ranks(tf.constant([[3.0, 1.0, 3.0, 0.5]])).numpy(), [[2, 1, 3, 0]])

@@ -43,11 +43,24 @@ def depth_at_keypoints(depth_m, keypoints, window=5):
     valid = inside & tf.math.is_finite(values) & (values > 0)
     nearest = tf.reduce_min(tf.where(valid, values, NO_READING_M), axis=-1, keepdims=True)
     foreground = valid & (values <= nearest + FOREGROUND_BAND_M)
-    ordered = tf.sort(tf.where(foreground, values, NO_READING_M), axis=-1)
+    readings = tf.where(foreground, values, NO_READING_M)
     count = tf.reduce_sum(tf.cast(foreground, tf.int32), axis=-1)
-    middle = tf.range(window * window) == tf.expand_dims(tf.maximum(count - 1, 0) // 2, -1)
-    median = tf.reduce_sum(tf.where(middle, ordered, 0.0), axis=-1)
+    middle = ranks(readings) == tf.expand_dims(tf.maximum(count - 1, 0) // 2, -1)
+    median = tf.reduce_sum(tf.where(middle, readings, 0.0), axis=-1)
     return tf.where(count > 0, median, 0.0)
+
+
+def ranks(values):
+    """[..., n] int32: each of `values` [..., n]'s place in their ascending order, ties in index order (what its
+    index would be in a stable sort). By comparing every pair rather than sorting: under XLA on CPU `tf.sort` (a
+    `TopKV2` of all n) of the 25-pixel windows cost ~2 ms for a batch of 8 frames' 1,200 joints, the pairs ~0.4
+    (2-core AMD EPYC, an XLA-compiled function alone)."""
+    size = values.shape[-1]
+    flat = tf.reshape(values, [-1, size])  # TFLite's comparisons broadcast over at most 4 dimensions
+    earlier = tf.range(size)[None, :] < tf.range(size)[:, None]  # [i, j]: j comes before i
+    row, column = tf.expand_dims(flat, -1), tf.expand_dims(flat, -2)  # TFLite: no [..., None] on dynamic shapes
+    before = (column < row) | ((column == row) & earlier)
+    return tf.reshape(tf.reduce_sum(tf.cast(before, tf.int32), axis=-1), tf.shape(values))
 
 
 def lift_to_camera_space(keypoints, depth_m, intrinsics, *, window=5, surface_offset_m=0.0):
