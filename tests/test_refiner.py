@@ -68,7 +68,9 @@ def test_on_person_slots_computes_the_wanted_slots_only():
     assert every.shape == some.shape == (2, 3, 5)
     np.testing.assert_allclose(some[wanted.numpy()], every[wanted.numpy()], rtol=1e-6)
     assert np.all(some[~wanted.numpy()] == -1.0)
-    assert calls == [6, 3]  # every slot; the two wanted plus one dropped (an empty batch fails in TensorFlow)
+    none = on_person_slots(network, crops, tf.zeros((2, 3), tf.bool), fill=0.5).numpy()
+    assert none.shape == (2, 3, 5) and np.all(none == 0.5)
+    assert calls == [6, 2, 1]  # every slot; the two wanted; where none is, one dropped (an empty batch fails)
 
 
 def test_refiner_examples_have_their_targets_at_the_labelled_joints():

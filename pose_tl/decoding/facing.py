@@ -171,9 +171,11 @@ def on_person_slots(network, crops, wanted=None, fill=0.0):
         out = tf.cast(network(flat), tf.float32)
         return tf.reshape(out, tf.concat([shape[:2], tf.shape(out)[1:]], 0))
     slots = tf.where(wanted)  # [M, 2]
-    # One more crop than wanted, dropped after: a batch of none (no one to look at) fails in TensorFlow's fused
-    # convolution ("input depth must be evenly divisible by filter depth").
-    chosen = tf.concat([tf.gather_nd(crops, slots), crops[:1, 0]], axis=0)
-    out = tf.cast(network(chosen), tf.float32)[:-1]
+    count = tf.shape(slots)[0]
+    # Where none is wanted, one crop is computed and dropped: a batch of none fails in TensorFlow's fused convolution
+    # ("input depth must be evenly divisible by filter depth"). Only then: at a few people a frame each crop more is
+    # ~0.5 ms of the refiner's call on this CPU.
+    padded = tf.concat([slots, tf.zeros([1, 2], slots.dtype)], axis=0)[:tf.maximum(count, 1)]
+    out = tf.cast(network(tf.gather_nd(crops, padded)), tf.float32)[:count]
     filled = tf.fill(tf.concat([shape[:2], tf.shape(out)[1:]], 0), tf.constant(fill, tf.float32))
     return tf.tensor_scatter_nd_update(filled, slots, out)
