@@ -11,7 +11,7 @@ float32 under mixed policies), and so does every layer outside `STORED_LAYERS`.
 
 import keras
 
-from pose_tl.training.precision import compute_policy, dtype_policy
+from pose_tl.training.precision import compute_policy, copy_with_policies
 
 # A mixed policy -> the policy computing alike with its weights stored in the compute dtype.
 STORED_POLICIES = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
@@ -22,32 +22,12 @@ STORED_LAYERS = frozenset({"Conv2D", "Conv2DTranspose", "DepthwiseConv2D", "Sepa
 def weights_in_compute_dtype(model):
     """A copy of `model` (nested models included, weights copied) whose `STORED_LAYERS` under a mixed policy store
     their weights in its compute dtype; `model` itself where none does. For inference only: a copy trained further
-    would accumulate its updates in bfloat16."""
-    changed = []
+    would accumulate its updates in bfloat16. Sub-layers built without a dtype take the policy `model` was built or
+    loaded under, its own, as they did."""
+    def policy_of(layer_class, name):
+        return STORED_POLICIES.get(name, name) if layer_class in STORED_LAYERS else name
 
-    def stored(node):
-        if isinstance(node, list):
-            return [stored(value) for value in node]
-        if not isinstance(node, dict):
-            return node
-        node = {key: stored(value) for key, value in node.items()}
-        policy = node.get("config", {}).get("dtype") if isinstance(node.get("config"), dict) else None
-        if (node.get("class_name") in STORED_LAYERS and isinstance(policy, dict)
-                and policy.get("class_name") == "DTypePolicy"
-                and policy.get("config", {}).get("name") in STORED_POLICIES):
-            changed.append(node["config"].get("name"))
-            name = STORED_POLICIES[policy["config"]["name"]]
-            node["config"] = {**node["config"], "dtype": {**policy, "config": {**policy["config"], "name": name}}}
-        return node
-
-    config = stored(keras.saving.serialize_keras_object(model))
-    if not changed:
-        return model
-    # Sub-layers built without a dtype take the global policy: the one `model` was built or loaded under, its own.
-    with dtype_policy(model.dtype_policy.name):
-        copy = keras.saving.deserialize_keras_object(config)
-    copy.set_weights(model.get_weights())
-    return copy
+    return copy_with_policies(model, policy_of, global_policy=model.dtype_policy.name)
 
 
 def compute_dtype(model):

@@ -47,18 +47,34 @@ def dtype_policy(policy):
 
 
 def copy_with_policy(model, policy):
-    """A copy of `model` (same architecture, weights copied) whose every layer computes under `policy`."""
-    def with_policy(node):
-        if isinstance(node, dict):
-            if node.get("class_name") == "DTypePolicy":
-                return {**node, "config": {**node["config"], "name": policy}}
-            return {key: with_policy(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [with_policy(value) for value in node]
-        return node
+    """A copy of `model` (same architecture, weights copied) whose every layer computes under `policy`; `model`
+    itself where every layer does already."""
+    return copy_with_policies(model, lambda layer_class, name: policy, global_policy=policy)
 
-    with dtype_policy(policy):  # sub-layers built without a dtype take the global policy
-        copy = keras.saving.deserialize_keras_object(with_policy(keras.saving.serialize_keras_object(model)))
+
+def copy_with_policies(model, policy_of, global_policy):
+    """A copy of `model` (same architecture, weights copied) in which each dtype policy of its config, named `name`
+    and held by a layer of class `layer_class` (nested models' layers included), becomes `policy_of(layer_class,
+    name)`; sub-layers built without a dtype take `global_policy`. `model` itself where no policy changes."""
+    changed = []
+
+    def renamed(node, owner=None):
+        if isinstance(node, list):
+            return [renamed(value, owner) for value in node]
+        if not isinstance(node, dict):
+            return node
+        if node.get("class_name") == "DTypePolicy":
+            name = policy_of(owner, node["config"]["name"])
+            changed.append(name != node["config"]["name"])
+            return {**node, "config": {**node["config"], "name": name}}
+        owner = node.get("class_name", owner)
+        return {key: renamed(value, owner) for key, value in node.items()}
+
+    config = renamed(keras.saving.serialize_keras_object(model))
+    if not any(changed):
+        return model
+    with dtype_policy(global_policy):
+        copy = keras.saving.deserialize_keras_object(config)
     copy.set_weights(model.get_weights())
     return copy
 
