@@ -58,6 +58,15 @@ def test_a_float32_or_already_stored_network_comes_back_as_it_is():
     assert mixed_policy("bfloat16") == "mixed_bfloat16" and mixed_policy("float32") == "float32"
 
 
+def test_inside_a_distribution_strategy_the_network_is_served_as_it_is():
+    """A run exports inside its strategy's scope, where the copy's variables would be the strategy's (and
+    MultiWorkerMirroredStrategy's collectives refuse bfloat16: tests/test_distribution.py, two workers)."""
+    model = small_network("mixed_bfloat16")
+    with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
+        assert weights_in_compute_dtype(model) is model
+    assert weights_in_compute_dtype(model) is not model
+
+
 def test_a_folded_crop_model_is_stored_too():
     """The crop models serve folded (`fold_batch_norms`), then stored: the folded layers serialise."""
     model = small_network("mixed_bfloat16")

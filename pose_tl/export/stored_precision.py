@@ -10,6 +10,7 @@ float32 under mixed policies), and so does every layer outside `STORED_LAYERS`.
 """
 
 import keras
+import tensorflow as tf
 
 from pose_tl.training.precision import compute_policy, copy_with_policies
 
@@ -23,7 +24,14 @@ def weights_in_compute_dtype(model):
     """A copy of `model` (nested models included, weights copied) whose `STORED_LAYERS` under a mixed policy store
     their weights in its compute dtype; `model` itself where none does. For inference only: a copy trained further
     would accumulate its updates in bfloat16. Sub-layers built without a dtype take the policy `model` was built or
-    loaded under, its own, as they did."""
+    loaded under, its own, as they did.
+
+    Inside a distribution strategy's scope (a run's export at its end) `model` itself: the copy's variables would be
+    the strategy's, and MultiWorkerMirroredStrategy's collectives refuse bfloat16 ones ("Value for attr 'T' of
+    bfloat16 is not in the list of allowed values"); `pose-tl export` of its checkpoint stores them."""
+    if tf.distribute.has_strategy():
+        return model
+
     def policy_of(layer_class, name):
         return STORED_POLICIES.get(name, name) if layer_class in STORED_LAYERS else name
 
