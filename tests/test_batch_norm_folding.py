@@ -85,3 +85,49 @@ def test_a_served_refiner_is_folded_once_in_the_pose_networks_precision():
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in served.layers)
     assert served_crop_model(network, served) is served  # an export tracks the variables of the model it decodes with
     assert served_crop_model(network, None) is None
+
+
+def small_pose_network(policy, lateral_norm=True):
+    """A scratch VGG16 pose network at 32x32 (2 stages, joint depths) built under `policy`, its head's lateral norms
+    given random statistics."""
+    import dataclasses
+
+    from pose_tl.config.schema import ModelConfig, PoseHeadConfig
+    from pose_tl.data.people.skeleton import NUM_JOINTS, PAF_LIMBS
+    from pose_tl.heads.pose import PoseHead
+    from pose_tl.models.factory import build_pose_model
+    from pose_tl.training.precision import dtype_policy
+
+    config = ModelConfig(input_size=(32, 32), pose=PoseHeadConfig(output_stride=8, channels=8, stages=2,
+                                                                    joint_depth=True, lateral_norm=lateral_norm))
+    config = dataclasses.replace(config, backbone=dataclasses.replace(config.backbone, weights="none"))
+    with dtype_policy(policy):
+        model = build_pose_model(config, NUM_JOINTS, len(PAF_LIMBS))
+    head = next(layer for layer in model.layers if isinstance(layer, PoseHead))
+    rng = np.random.default_rng(4)
+    for norm in head.lateral_norms or ():
+        norm.gamma.assign(rng.uniform(0.5, 2.0, 8))
+        norm.beta.assign(rng.normal(0.0, 0.5, 8))
+        norm.moving_mean.assign(rng.normal(0.0, 0.5, 8))
+        norm.moving_variance.assign(rng.uniform(0.2, 3.0, 8))
+    return model, head
+
+
+def test_the_pose_heads_lateral_norms_fold_into_its_laterals_with_the_same_outputs():
+    from pose_tl.heads.pose import PoseHead
+    from pose_tl.models.batch_norm_folding import fold_lateral_norms
+
+    model, head = small_pose_network("float32")
+    folded = fold_lateral_norms(model)
+    folded_head = next(layer for layer in folded.layers if isinstance(layer, PoseHead))
+    assert head.lateral_norm and not folded_head.lateral_norm and folded_head.lateral_norms is None
+    assert len(folded.weights) == len(model.weights) - 4 * len(head.lateral_norms)
+    x = tf.constant(np.random.default_rng(5).uniform(0.5, 4.0, (2, 32, 32, 1)).astype(np.float32))
+    expected, served = model(x, training=False), folded(x, training=False)
+    assert sorted(served) == sorted(expected)
+    for name in expected:
+        assert np.ptp(expected[name]) > 1e-3, name
+        np.testing.assert_allclose(served[name], expected[name], atol=2e-5, rtol=1e-4, err_msg=name)
+    assert fold_lateral_norms(folded) is folded
+    unnormed, _ = small_pose_network("float32", lateral_norm=False)
+    assert fold_lateral_norms(unnormed) is unnormed

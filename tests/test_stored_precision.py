@@ -94,3 +94,38 @@ def test_the_exported_classifier_holds_bfloat16_weights_and_answers_as_keras(tmp
     expected = model(tf.constant(depth_mm.astype(np.float32)[..., None] / 1000.0), training=False)[PROBABILITIES]
     np.testing.assert_array_equal(served, np.asarray(expected))
     assert json.loads((tmp_path / "sm" / "pose_tl.json").read_text())["task"] == "classification"
+
+
+def test_the_pose_heads_convolutions_follow_its_policy_and_its_norms_keep_float32_statistics():
+    from pose_tl.heads.pose import PoseHead
+
+    features = [np.ones((1, 8, 8, 4), np.float32), np.ones((1, 4, 4, 6), np.float32)]
+    head = PoseHead(num_joints=3, num_limbs=2, channels=8, stages=2, lateral_norm=True, dtype="bfloat16")
+    head(features)
+    convs = head.laterals + [conv for stage in head.stage_convs for conv in stage]
+    assert {conv.kernel.dtype for conv in convs} == {"bfloat16"}  # the global policy is float32 here
+    assert {norm.dtype_policy.name for norm in head.lateral_norms} == {"mixed_bfloat16"}
+    assert {norm.moving_variance.dtype for norm in head.lateral_norms} == {"float32"}
+    assert {out.kernel.dtype for out in head.heatmap_outs + head.paf_outs} == {"float32"}
+
+
+def test_a_served_pose_network_stores_its_heads_weights_folded_with_the_same_answers():
+    """`served_pose_network`: the head's lateral norms folded, then its convolutions store bfloat16 as the
+    backbone's do; the heatmaps move by bfloat16's rounding of the folded weights only."""
+    from pose_tl.export.pose_saved_model import served_pose_network
+    from pose_tl.heads.pose import PoseHead
+    from test_batch_norm_folding import small_pose_network
+
+    model, head = small_pose_network("mixed_bfloat16")
+    served = served_pose_network(model)
+    served_head = next(layer for layer in served.layers if isinstance(layer, PoseHead))
+    assert not served_head.lateral_norm and served_head.dtype_policy.name == "bfloat16"
+    assert {conv.kernel.dtype for conv in served_head.laterals + served_head.stage_convs[0]} == {"bfloat16"}
+    assert head.laterals[0].kernel.dtype == "float32"  # the trained network is untouched
+    x = tf.constant(np.random.default_rng(6).uniform(0.5, 4.0, (2, 32, 32, 1)).astype(np.float32))
+    expected, answers = model(x, training=False), served(x, training=False)
+    for name in expected:
+        assert answers[name].dtype == "float32"
+        np.testing.assert_allclose(answers[name], expected[name], atol=0.03 * float(np.ptp(expected[name])) + 1e-3,
+                                   err_msg=name)
+    assert served_pose_network(served) is served

@@ -28,7 +28,7 @@ from pose_tl.decoding.refining import (REFINE_PASSES, REFINER_DEPTHS, REFINER_FA
                                       answers_facing, refine_people, refiner_heatmaps)
 from pose_tl.export.saved_model import DEFAULT_SIGNATURE, METADATA_FILE
 from pose_tl.export.stored_precision import compute_dtype, mixed_policy, weights_in_compute_dtype
-from pose_tl.models.batch_norm_folding import fold_batch_norms
+from pose_tl.models.batch_norm_folding import fold_batch_norms, fold_lateral_norms
 from pose_tl.models.pose_model import HEATMAPS, JOINT_DEPTH, PAFS
 from pose_tl.training.precision import compute_policy, copy_with_policy
 
@@ -65,7 +65,7 @@ def make_pose_predictor(model, *, output_stride, bone_lengths=DEFAULT_BONE_LENGT
     input_h, input_w = model.input_shape[1:3]
     facing_model = used_facing_classifier(facing_model, refiner_model)
     facing_model, refiner_model = served_crop_model(model, facing_model), served_crop_model(model, refiner_model)
-    model = weights_in_compute_dtype(model)
+    model = served_pose_network(model)
 
     def prepare(depth):
         return resize_depth(tf.expand_dims(depth_to_metres(depth), -1), (input_h, input_w))  # TFLite: no [..., None]
@@ -187,7 +187,7 @@ def export_pose_model(model, destination, *, output_stride, bone_lengths=DEFAULT
     inside) atomically. A facing classifier whose answer would not be used is left out (`used_facing_classifier`)."""
     facing_model = used_facing_classifier(facing_model, refiner_model)
     facing_model, refiner_model = served_crop_model(model, facing_model), served_crop_model(model, refiner_model)
-    model = weights_in_compute_dtype(model)  # the one `predict` runs: its variables are the export's
+    model = served_pose_network(model)  # the one `predict` runs: its variables are the export's
     predict = make_pose_predictor(model, output_stride=output_stride, bone_lengths=bone_lengths,
                                   compiled_decoding=xla_decoding, flip_test=flip_test, facing_model=facing_model,
                                   refiner_model=refiner_model, refine_passes=refine_passes)
@@ -202,6 +202,13 @@ def used_facing_classifier(facing_model, refiner_model):
     the pairs itself, on the joints it found, and the classifier's answer would be computed only to be dropped."""
     refiner_answers = refiner_model is not None and REFINER_FACING in refiner_model.output_names
     return None if refiner_answers else facing_model
+
+
+def served_pose_network(model):
+    """The pose network as it serves: its head's lateral batch norms folded into their convolutions
+    (`fold_lateral_norms`), its weights stored in the precision it computes in (`weights_in_compute_dtype`). A network
+    already served so comes back as it is."""
+    return weights_in_compute_dtype(fold_lateral_norms(model))
 
 
 def served_crop_model(model, crop_model):

@@ -16,8 +16,9 @@ from pose_tl.training.precision import compute_policy, copy_with_policies
 
 # A mixed policy -> the policy computing alike with its weights stored in the compute dtype.
 STORED_POLICIES = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
-# Layers whose weights are all cast to the compute dtype where they are used (kernels and biases).
-STORED_LAYERS = frozenset({"Conv2D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D", "Dense"})
+# Layers whose weights are all cast to the compute dtype where they are used (kernels and biases), and the pose head,
+# whose convolutions follow its policy while its batch norms keep float32 statistics (`pose_tl.heads.pose`).
+STORED_LAYERS = frozenset({"Conv2D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D", "Dense", "PoseHead"})
 
 
 def weights_in_compute_dtype(model):

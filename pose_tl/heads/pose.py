@@ -10,6 +10,10 @@ activations' scale differs ~8x between blocks 2 and 4 (and between weight source
 dominates the sum and, at stride 2, blows the first steps up into dead ReLUs (FPN, Lin et al., CVPR 2017, with the
 normalised laterals of detectron2's `norm` option).
 
+The head's convolutions (and upsampling) compute and store their weights under the head's own dtype policy, not the
+global one, so a served copy whose head stores bfloat16 weights (`pose_tl.export.stored_precision`) reaches them; its
+batch norms keep float32 statistics (`norm_policy`), and its outputs are float32.
+
 With `joint_depth`, the last stage also predicts, per joint, how far behind the visible surface the joint lies
 (metres): depth read at a peak is the skin, or an occluder's skin, not the joint.
 """
@@ -33,6 +37,12 @@ def pyramid_layer_names(backbone_name, output_stride):
     return table[output_stride]
 
 
+def norm_policy(policy):
+    """The policy of a batch norm computing as `policy` does with float32 statistics ("bfloat16" ->
+    "mixed_bfloat16"; a mixed or float32 policy stays)."""
+    return policy.name if policy.variable_dtype == "float32" else f"mixed_{policy.compute_dtype}"
+
+
 @keras.saving.register_keras_serializable(package="pose_tl")
 class PoseHead(keras.layers.Layer):
     """Features (finest first) -> list of (heatmaps [N, Ho, Wo, J], pafs [N, Ho, Wo, 2L]) per stage; with
@@ -54,8 +64,9 @@ class PoseHead(keras.layers.Layer):
         self.lateral_norm = bool(lateral_norm)
         self.laterals = None
         self.lateral_norms = None
-        self.upsample = keras.layers.UpSampling2D(2, interpolation="bilinear")
-        self.stage_convs = [[keras.layers.Conv2D(self.channels, 3, padding="same", activation="relu")
+        self.upsample = keras.layers.UpSampling2D(2, interpolation="bilinear", dtype=self.dtype_policy)
+        self.stage_convs = [[keras.layers.Conv2D(self.channels, 3, padding="same", activation="relu",
+                                                 dtype=self.dtype_policy)
                              for _ in range(self.convs_per_stage)] for _ in range(self.stages)]
         # Sigmoid heatmaps (the focal loss) start near the share of joint pixels, as RetinaNet's classifier does.
         prior = keras.initializers.Constant(HEATMAP_PRIOR_LOGIT)
@@ -66,11 +77,13 @@ class PoseHead(keras.layers.Layer):
         self.depth_out = keras.layers.Conv2D(self.num_joints, 1, dtype="float32") if self.joint_depth else None
 
     def build(self, input_shapes):
-        self.laterals = [keras.layers.Conv2D(self.channels, 1, name=f"lateral_{i}") for i in range(len(input_shapes))]
+        self.laterals = [keras.layers.Conv2D(self.channels, 1, name=f"lateral_{i}", dtype=self.dtype_policy)
+                         for i in range(len(input_shapes))]
         for lateral, shape in zip(self.laterals, input_shapes):
             lateral.build(shape)
         if self.lateral_norm:
-            self.lateral_norms = [FusedBatchNormalization(name=f"lateral_norm_{i}")
+            statistics = norm_policy(self.dtype_policy)
+            self.lateral_norms = [FusedBatchNormalization(name=f"lateral_norm_{i}", dtype=statistics)
                                   for i in range(len(input_shapes))]
             for norm, shape in zip(self.lateral_norms, input_shapes):
                 norm.build(tuple(shape[:-1]) + (self.channels,))

@@ -13,6 +13,8 @@ import collections
 import keras
 import numpy as np
 
+from pose_tl.training.precision import dtype_policy
+
 
 def fold_batch_norms(model):
     """A copy of the functional `model` in which each BatchNormalization whose input is a Conv2D's output (used by
@@ -40,6 +42,46 @@ def fold_batch_norms(model):
         elif id(source) not in folded_norms:
             target.set_weights(source.get_weights())
     return copy
+
+
+def fold_lateral_norms(model):
+    """A copy of the pose `model` whose head (`pose_tl.heads.pose.PoseHead`) has each lateral batch norm folded into
+    the 1x1 lateral convolution before it (the head then built without them); the same `model` where its head has
+    none. The pose network's own normalisations, inside a custom layer, which `fold_batch_norms` does not see into."""
+    from pose_tl.heads.pose import PoseHead
+
+    heads = {layer.name: layer for layer in model.layers if isinstance(layer, PoseHead) and layer.lateral_norm}
+    if not heads:
+        return model
+
+    def unnormed(node):
+        if isinstance(node, list):
+            return [unnormed(value) for value in node]
+        if not isinstance(node, dict):
+            return node
+        node = {key: unnormed(value) for key, value in node.items()}
+        if node.get("class_name") == "PoseHead" and node.get("config", {}).get("name") in heads:
+            node["config"] = {**node["config"], "lateral_norm": False}
+        return node
+
+    with dtype_policy(model.dtype_policy.name):
+        copy = keras.saving.deserialize_keras_object(unnormed(keras.saving.serialize_keras_object(model)))
+    for source in (layer for layer in model.layers if layer.weights):
+        target = copy.get_layer(source.name)
+        if source.name not in heads:
+            target.set_weights(source.get_weights())
+            continue
+        for lateral, folded_lateral, norm in zip(source.laterals, target.laterals, source.lateral_norms):
+            folded_lateral.set_weights(folded_weights(lateral, norm))
+        for sub, folded_sub in zip(head_layers(source), head_layers(target)):
+            folded_sub.set_weights(sub.get_weights())
+    return copy
+
+
+def head_layers(head):
+    """A pose head's weighted sub-layers other than its laterals and their norms."""
+    return [conv for stage in head.stage_convs for conv in stage] + head.heatmap_outs + head.paf_outs + (
+        [head.depth_out] if head.depth_out is not None else [])
 
 
 @keras.saving.register_keras_serializable(package="pose_tl")
