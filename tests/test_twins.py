@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from pose_tl.data.people.skeleton import JOINT, NUM_JOINTS
+from pose_tl.decoding.twins import SECOND_PEAK_SHARE
 from pose_tl.decoding.refining import (REFINED_MIN_PEAK, REFINER_CROP_SIZE, REFINER_DEPTHS, REFINER_FACING,
                                        REFINER_HEATMAPS, REFINER_STRIDE, REFINER_TRUNK_DEPTHS, answers_facing,
                                        crop_peaks, facing_logits, refiner_heatmaps, refiner_maps)
@@ -14,9 +15,9 @@ LEFT, RIGHT = JOINT["left_hand"], JOINT["right_hand"]
 A, B = (6, 20), (10, 8)  # (x, y) heatmap cells: two hands
 
 
-def hand_maps(left, right, *, facing=True):
+def hand_maps(left, right, *, facing=True, logit=0.0):
     """Refiner maps [1, h, w, 3J (+1)] of one crop whose hand heatmaps hold peaks of the given heights at the cells
-    A and B (`left` and `right`: {cell: height}), the head a single peak; depths 0; facing logit 0."""
+    A and B (`left` and `right`: {cell: height}), the head a single peak; depths 0; facing `logit` (0: unsure)."""
     heatmaps = np.zeros((*HEATMAP_SIZE, NUM_JOINTS), np.float32)
     heatmaps[4, 8, JOINT["head"]] = 0.9
     for joint, peaks in ((LEFT, left), (RIGHT, right)):
@@ -24,7 +25,7 @@ def hand_maps(left, right, *, facing=True):
             heatmaps[y, x, joint] = height
     maps = [heatmaps, np.zeros((*HEATMAP_SIZE, 2 * NUM_JOINTS), np.float32)]
     if facing:
-        maps.append(np.zeros((*HEATMAP_SIZE, 1), np.float32))  # unsure which way it faces: no pair turned
+        maps.append(np.full((*HEATMAP_SIZE, 1), logit, np.float32))
     return tf.constant(np.concatenate(maps, -1)[None])
 
 
@@ -48,6 +49,26 @@ def test_twins_stay_where_they_were_apart_already_or_without_a_second_limb():
     weak = REFINED_MIN_PEAK / 2  # a second peak too weak to move a joint to: the twin is hidden, not lost
     xy, _, _, _ = crop_peaks(hand_maps({A: 0.9, B: weak}, {A: 0.8, B: weak}))
     assert cell(xy[0, LEFT]) == A and cell(xy[0, RIGHT]) == A
+
+
+def test_a_second_peak_well_below_the_twins_strongest_is_an_echo_not_a_limb():
+    # The right hand would move (0.9 + 0.5 > 0.5 + 0.8) but its second peak is 0.5 / 0.8 < SECOND_PEAK_SHARE of its
+    # strongest: both hands stay on the one limb (feet together, hands joined look so).
+    assert 0.5 / 0.8 < SECOND_PEAK_SHARE < 0.6 / 0.8
+    xy, _, _, _ = crop_peaks(hand_maps({A: 0.9, B: 0.5}, {A: 0.8, B: 0.5}))
+    assert cell(xy[0, LEFT]) == A and cell(xy[0, RIGHT]) == A
+
+
+def test_only_twins_put_apart_are_turned_to_the_facing_answer():
+    """Upright (no neck or hips found), a left hand on the image's left says the person faces away. Sure it faces
+    the camera, the refiner's answer turns the hands it had found on one limb, not those its heatmaps found apart."""
+    sure_towards = 4.0
+    xy, _, _, _ = crop_peaks(hand_maps({A: 0.9, B: 0.3}, {A: 0.8, B: 0.6}, logit=sure_towards))  # put apart
+    assert cell(xy[0, LEFT]) == B and cell(xy[0, RIGHT]) == A  # turned: the left hand on the image's right
+    xy, _, _, _ = crop_peaks(hand_maps({A: 0.9, B: 0.3}, {B: 0.8, A: 0.6}, logit=sure_towards))  # found apart
+    assert cell(xy[0, LEFT]) == A and cell(xy[0, RIGHT]) == B  # kept as its heatmaps say
+    xy, _, _, _ = crop_peaks(hand_maps({A: 0.9, B: 0.3}, {A: 0.8, B: 0.6}, logit=-sure_towards))  # sure it faces away
+    assert cell(xy[0, LEFT]) == A and cell(xy[0, RIGHT]) == B
 
 
 def test_a_refiner_without_a_facing_answer_keeps_each_joints_strongest_peak():
