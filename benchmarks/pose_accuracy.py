@@ -8,11 +8,15 @@ twice: as the recipe exports it, and exported again with the flip test (`model.p
 time decoded without its joint refiner (`model.pose.refine_epochs`, `--refine-epochs`), to show what that buys, and a
 fourth with the refiner's joints but not its joint depths (`model.pose.refiner_depth`), the network's instead. The
 refiner is trained once, in the first run, and serves the second (it learns from the labelled people's depth crops,
-not from the pose network: the same data, seed and epochs would give the same model).
+not from the pose network: the same data, seed and epochs would give the same model); `--refiner-from DIR` takes it
+from an earlier run of this benchmark instead (DIR: its `--out` folder's run, e.g. `runs/bench/hed-bsds500`), checked
+to have been trained on the same data and seed with the same epochs and width: a run of one model, or with other
+`--set` options for the pose network, then costs its network's training only (the refiner is ~55 of the ~79
+minutes of a HED run on the README's 2-core AMD EPYC).
 
     .venv/bin/python benchmarks/pose_accuracy.py [--train-frames 2500] [--finetune-epochs 5] [--out runs/bench]
         [--finetune-lr 5e-4] [--refine-epochs 20] [--refiner-filters 32] [--weights hed-bsds500]
-        [--set model.pose.output_stride=2 ...]
+        [--set model.pose.output_stride=2 ...] [--refiner-from runs/bench/hed-bsds500]
 """
 
 import argparse
@@ -58,6 +62,8 @@ def train_and_test(weights, args, out_root, refiner_run=None):
                  f"schedule: cosine, "
                  f"unfreeze: [{', '.join(FINE_TUNED_BLOCKS)}]}}]", "train.tensorboard=false", *args.set]
     recipe = load_recipe(RECIPE, overrides)
+    if refiner_run is not None:
+        check_refiner_run(refiner_run, recipe, args)
     out = out_root / weights
     result = run.train(recipe, out, export=True, verbose=2, log=lambda *_: None)
     checkpoint, saved_model, unrefined = result["checkpoint"], result["saved_model"], None
@@ -84,6 +90,24 @@ def train_and_test(weights, args, out_root, refiner_run=None):
     reports = {"facing": read_report(out / "logs" / "facing.json"),
                "refiner": read_report((refiner_run or out) / "logs" / "refiner.json")}
     return [{**json.loads((out / folder / "metrics.json").read_text()), **reports} for folder in folders]
+
+
+def check_refiner_run(refiner_run, recipe, args):
+    """Exit with a message unless the benchmark run `refiner_run` holds a joint refiner trained as this run's would
+    be: the same data and seed (its resolved recipe), refiner epochs and width (its report)."""
+    report, recipe_file = read_report(refiner_run / "logs" / "refiner.json"), refiner_run / "recipe.resolved.yaml"
+    problems = []
+    if not refiner_model_path(refiner_run / "checkpoints" / "final.keras").is_file() or not recipe_file.is_file():
+        problems.append("no checkpoints/refiner.keras or recipe.resolved.yaml there")
+    else:
+        earlier = load_recipe(recipe_file)
+        if (earlier.data, earlier.seed) != (recipe.data, recipe.seed):
+            problems.append("its data or seed differ from this run's")
+        if (report.get("epochs"), report.get("filters")) != (args.refine_epochs, args.refiner_filters):
+            problems.append(f"its refiner has {report.get('epochs')} epochs x {report.get('filters')} filters, this "
+                            f"run asks for {args.refine_epochs} x {args.refiner_filters}")
+    if problems:
+        raise SystemExit(f"--refiner-from {refiner_run}: " + "; ".join(problems))
 
 
 def read_report(path):
@@ -129,9 +153,11 @@ def main():
                         help="train only these (default: both, pretrained then scratch)")
     parser.add_argument("--set", action="append", default=[], help="recipe override for both runs, as `pose-tl "
                         "train --set`")
+    parser.add_argument("--refiner-from", type=Path, default=None,
+                        help="an earlier run of this benchmark (OUT/WEIGHTS) whose joint refiner every run uses")
     args = parser.parse_args()
     out_root = args.out or Path(tempfile.mkdtemp(prefix="pose_bench_"))
-    rows, refiner_run = {}, None
+    rows, refiner_run = {}, args.refiner_from
     for weights in args.weights or ("hed-bsds500", "none"):
         start = time.perf_counter()
         plain, flip_tested, *ablations = train_and_test(weights, args, out_root, refiner_run)
@@ -162,7 +188,9 @@ def main():
                   f"{m['facing'].get('validation_people', 0)} validation people, {m['facing']['train_examples']} "
                   f"training examples, {m['facing']['seconds']:.0f} s")
         if m["refiner"] and m["minutes"] is not None:
-            print(f"{weights}: {'the first run' + chr(39) + 's ' if weights != next(iter(rows)) else ''}joint refiner {m['refiner'].get('validation_accuracy', float('nan')):.3f} of validation "
+            whose = (f"{args.refiner_from}'s " if args.refiner_from
+                     else "the first run's " if weights != next(iter(rows)) else "")
+            print(f"{weights}: {whose}joint refiner {m['refiner'].get('validation_accuracy', float('nan')):.3f} of validation "
                   f"joints within 0.1 box heights (crops cut at the labels)"
                   + (f", {m['refiner']['validation_depth_accuracy']:.3f} of their depths within 10 cm"
                      if "validation_depth_accuracy" in m["refiner"] else "")
