@@ -47,7 +47,7 @@ def fold_batch_norms(model):
 def fold_lateral_norms(model):
     """A copy of the pose `model` whose head (`pose_tl.heads.pose.PoseHead`) has each lateral batch norm folded into
     the 1x1 lateral convolution before it (the head then built without them); the same `model` where its head has
-    none. The pose network's own normalisations, inside a custom layer, which `fold_batch_norms` does not see into."""
+    none: `fold_batch_norms` folds a functional graph's layers and does not see into the head, a custom layer."""
     from pose_tl.heads.pose import PoseHead
 
     heads = {layer.name: layer for layer in model.layers if isinstance(layer, PoseHead) and layer.lateral_norm}
